@@ -1,0 +1,100 @@
+#pragma once
+// Typed, validated configuration: a Schema declares every key (dotted path,
+// type, default, bounds, doc); a Config holds resolved values loaded from YAML
+// files and `key=value` overrides. Unknown keys, wrong types and out-of-range
+// values raise ml3::Error naming the source, the key and what was expected.
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace ml3 {
+
+enum class ParamType { Int, Double, Bool, String, IntList };
+
+struct ParamDef {
+  std::string key;
+  ParamType type = ParamType::Double;
+  std::string default_value;
+  std::string doc;
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  bool min_exclusive = false;
+  std::vector<std::string> choices;  // allowed values of a String (empty: any)
+  std::string expectation() const;  // e.g. "a number > 0"
+};
+
+class Schema {
+ public:
+  Schema& add_int(const std::string& key, long value, const std::string& doc, double min = 1,
+                  double max = std::numeric_limits<double>::infinity());
+  Schema& add_double(const std::string& key, double value, const std::string& doc,
+                     double min = -std::numeric_limits<double>::infinity(),
+                     double max = std::numeric_limits<double>::infinity(),
+                     bool min_exclusive = false);
+  Schema& add_bool(const std::string& key, bool value, const std::string& doc);
+  Schema& add_string(const std::string& key, const std::string& value, const std::string& doc,
+                     const std::vector<std::string>& choices = {});
+  Schema& add_int_list(const std::string& key, const std::vector<int>& value,
+                       const std::string& doc, double min = 1);
+  // Adds every parameter of `other`, with `prefix` prepended to its keys.
+  Schema& include(const std::string& prefix, const Schema& other);
+  // Changes the default of an existing key (validated).
+  Schema& set_default(const std::string& key, const std::string& value);
+
+  const ParamDef* find(const std::string& key) const;
+  // The known key closest to `key` (edit distance), for "did you mean".
+  std::string closest(const std::string& key) const;
+  const std::vector<ParamDef>& params() const { return params_; }
+  Schema& add(ParamDef def);
+
+ private:
+  std::vector<ParamDef> params_;
+};
+
+class Config {
+ public:
+  Config() = default;
+  explicit Config(Schema schema);
+
+  // Validates and stores one value; `source` names where it came from
+  // (a file name and line, or "command line").
+  void set(const std::string& key, const std::string& value, const std::string& source);
+  // With `only_prefix`, keys outside it are ignored (e.g. read just the
+  // "env." section of a training config).
+  void load_yaml_file(const std::string& path, const std::string& only_prefix = "");
+  void load_yaml_string(const std::string& text, const std::string& source,
+                        const std::string& only_prefix = "");
+  // Applies `key=value` overrides (Hydra style).
+  void apply_overrides(const std::vector<std::string>& overrides);
+
+  long get_int(const std::string& key) const;
+  double get_double(const std::string& key) const;
+  bool get_bool(const std::string& key) const;
+  const std::string& get_string(const std::string& key) const;
+  std::vector<int> get_int_list(const std::string& key) const;
+  bool has(const std::string& key) const { return schema_.find(key) != nullptr; }
+
+  // The keys under `prefix` ("env."), with the prefix removed.
+  Config subset(const std::string& prefix) const;
+  // Nested YAML of every resolved value (the run folder's config copy).
+  std::string to_yaml() const;
+  const Schema& schema() const { return schema_; }
+  const std::map<std::string, std::string>& values() const { return values_; }
+
+ private:
+  const ParamDef& def(const std::string& key, ParamType type) const;
+  Schema schema_;
+  std::map<std::string, std::string> values_;
+};
+
+// Reads one scalar (dotted key) from a YAML file and overrides without a
+// schema; used to learn e.g. `env.name` before the full schema is known.
+// Returns `fallback` when the key is absent.
+std::string peek_config_value(const std::string& yaml_path, const std::vector<std::string>& overrides,
+                              const std::string& key, const std::string& fallback);
+
+// Markdown table of a schema (README's config reference).
+std::string schema_markdown(const Schema& schema);
+
+}  // namespace ml3

@@ -1,0 +1,266 @@
+#include "envs/mujoco_env.h"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "envs/base/error.h"
+
+namespace ml3 {
+
+namespace {
+// MuJoCo's messages span lines; keep the error to one line.
+std::string one_line(const char* text) {
+  std::string s;
+  for (const char* c = text; *c; ++c) s += (*c == '\n') ? ' ' : *c;
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+}  // namespace
+
+mjModel* load_model(const std::string& path, const std::string& builtin) {
+  char error[1024] = "";
+  mjModel* m = nullptr;
+  if (path.empty()) {
+    const auto& assets = embedded_assets();
+    auto it = assets.find(builtin);
+    if (it == assets.end()) throw Error("internal: no embedded model '" + builtin + "'");
+    mjVFS vfs;
+    mj_defaultVFS(&vfs);
+    const int size = static_cast<int>(it->second.size());
+    if (mj_makeEmptyFileVFS(&vfs, builtin.c_str(), size) != 0)
+      throw Error("internal: cannot create VFS file for '" + builtin + "'");
+    std::memcpy(vfs.filedata[vfs.nfile - 1], it->second.data(), size);
+    m = mj_loadXML(builtin.c_str(), &vfs, error, sizeof(error));
+    mj_deleteVFS(&vfs);
+    if (!m) throw Error("embedded model " + builtin + ": " + one_line(error));
+  } else {
+    std::ifstream probe(path);
+    if (!probe) throw Error(path + ": cannot open MJCF model file");
+    m = mj_loadXML(path.c_str(), nullptr, error, sizeof(error));
+    if (!m) throw Error(path + ": MuJoCo could not load the model: " + one_line(error));
+  }
+  return m;
+}
+
+Schema common_env_schema(const std::string& builtin_file, int episode_steps, int frame_skip,
+                         double success_threshold, double ctrl_cost) {
+  Schema s;
+  s.add_string("model", "", "MJCF file to load instead of the built-in envs/assets/" + builtin_file +
+                                " (e.g. other link lengths or masses)");
+  s.add_int("episode_steps", episode_steps, "time limit: steps per episode (truncation)", 1, 100000);
+  s.add_int("frame_skip", frame_skip, "MuJoCo steps per environment step", 1, 1000);
+  s.add_double("timestep", 0.0, "MuJoCo timestep in seconds; 0 keeps the model's own", 0.0, 1.0);
+  s.add_double("success_threshold", success_threshold,
+               "an episode succeeds when the final distance is below this (m)", 0.0, 10.0, true);
+  s.add_double("ctrl_cost", ctrl_cost, "weight of the control cost |a|^2 in the reward", 0.0);
+  return s;
+}
+
+MujocoEnv::MujocoEnv(const std::string& name, const Config& options, const std::string& builtin_file) {
+  const std::string& path = options.get_string("model");
+  m_ = load_model(path, builtin_file);
+  const double timestep = options.get_double("timestep");
+  if (timestep > 0) m_->opt.timestep = timestep;
+  d_ = mj_makeData(m_);
+  spec_.name = name;
+  spec_.model_file = path.empty() ? "envs/assets/" + builtin_file + " (built in)" : path;
+  spec_.episode_steps = static_cast<int>(options.get_int("episode_steps"));
+  spec_.frame_skip = static_cast<int>(options.get_int("frame_skip"));
+  spec_.timestep = m_->opt.timestep;
+  spec_.success_threshold = options.get_double("success_threshold");
+  ctrl_cost_ = options.get_double("ctrl_cost");
+  jac_.resize(3 * m_->nv);
+}
+
+MujocoEnv::~MujocoEnv() {
+  if (d_) mj_deleteData(d_);
+  if (m_) mj_deleteModel(m_);
+}
+
+int MujocoEnv::require_id(mjtObj type, const char* name, const char* what) const {
+  const int id = mj_name2id(m_, type, name);
+  if (id < 0)
+    throw Error(spec_.model_file + ": the " + spec_.name + " environment needs a " + what +
+                " named '" + name + "', and the model has none");
+  return id;
+}
+
+void MujocoEnv::finish_spec(int obs_dim) {
+  spec_.obs_dim = obs_dim;
+  spec_.act_dim = m_->nu;
+  spec_.act_low.resize(m_->nu);
+  spec_.act_high.resize(m_->nu);
+  for (int i = 0; i < m_->nu; ++i) {
+    const bool limited = m_->actuator_ctrllimited[i];
+    spec_.act_low[i] = limited ? m_->actuator_ctrlrange[2 * i] : -1.0;
+    spec_.act_high[i] = limited ? m_->actuator_ctrlrange[2 * i + 1] : 1.0;
+  }
+  goal_mocap_ = m_->body_mocapid[require_id(mjOBJ_BODY, "target", "mocap body")];
+  if (goal_mocap_ < 0)
+    throw Error(spec_.model_file + ": body 'target' must be a mocap body (mocap=\"true\")");
+  goal_.assign(spec_.goal_dim, 0.0);
+}
+
+void MujocoEnv::place_goal_marker() {
+  d_->mocap_pos[3 * goal_mocap_ + 0] = goal_[0];
+  d_->mocap_pos[3 * goal_mocap_ + 1] = goal_[1];
+}
+
+void MujocoEnv::check_task(const Task& task) const {
+  if (static_cast<int>(task.goal.size()) != spec_.goal_dim)
+    throw Error(spec_.name + ": a goal has " + std::to_string(spec_.goal_dim) + " coordinates, got " +
+                std::to_string(task.goal.size()));
+  for (double g : task.goal)
+    if (!std::isfinite(g)) throw Error(spec_.name + ": goal coordinates must be finite");
+  const std::string problem = goal_problem(task.goal.data());
+  if (!problem.empty()) throw Error(spec_.name + ": goal outside the workspace: " + problem);
+}
+
+void MujocoEnv::reset(uint64_t seed, const Task& task, double* obs) {
+  check_task(task);
+  mj_resetData(m_, d_);
+  goal_ = task.goal;
+  place_goal_marker();
+  Rng rng(seed);
+  init_state(rng);
+  mj_forward(m_, d_);
+  steps_ = 0;
+  observe(obs);
+}
+
+void MujocoEnv::step(const double* action, double* obs, double* reward, bool* terminated,
+                     bool* truncated, StepInfo* info) {
+  if (steps_ >= spec_.episode_steps)
+    throw Error(spec_.name + ": step() called after the episode was truncated; call reset() first");
+  const int nu = m_->nu;
+  double clipped[16];
+  double* a = nu <= 16 ? clipped : d_->ctrl;
+  for (int i = 0; i < nu; ++i) {
+    if (!std::isfinite(action[i]))
+      throw Error(spec_.name + ": action[" + std::to_string(i) + "] is not finite");
+    a[i] = std::min(spec_.act_high[i], std::max(spec_.act_low[i], action[i]));
+  }
+  if (a != d_->ctrl) std::memcpy(d_->ctrl, a, sizeof(double) * nu);
+  const int bad_before = d_->warning[mjWARN_BADQACC].number;
+  for (int k = 0; k < spec_.frame_skip; ++k) mj_step(m_, d_);
+  if (d_->warning[mjWARN_BADQACC].number != bad_before)
+    throw Error(spec_.name + ": the simulation became unstable (MuJoCo reported a bad acceleration) at t=" +
+                std::to_string(d_->time) + "; check the model's timestep and masses");
+  mj_kinematics(m_, d_);  // positions after the last integration, for obs/reward
+  ++steps_;
+  *reward = compute_reward(d_->ctrl);
+  *terminated = false;
+  *truncated = steps_ >= spec_.episode_steps;
+  info->distance = distance();
+  info->success = info->distance < spec_.success_threshold;
+  observe(obs);
+}
+
+EnvState MujocoEnv::get_state() const {
+  EnvState s;
+  s.qpos.assign(d_->qpos, d_->qpos + m_->nq);
+  s.qvel.assign(d_->qvel, d_->qvel + m_->nv);
+  s.act.assign(d_->act, d_->act + m_->na);
+  s.qacc_warmstart.assign(d_->qacc_warmstart, d_->qacc_warmstart + m_->nv);
+  s.goal = goal_;
+  s.time = d_->time;
+  s.step = steps_;
+  return s;
+}
+
+void MujocoEnv::set_state(const EnvState& s) {
+  if (static_cast<int>(s.qpos.size()) != m_->nq || static_cast<int>(s.qvel.size()) != m_->nv ||
+      static_cast<int>(s.act.size()) != m_->na || static_cast<int>(s.qacc_warmstart.size()) != m_->nv ||
+      static_cast<int>(s.goal.size()) != spec_.goal_dim)
+    throw Error(spec_.name + ": set_state() got a state of the wrong size (nq " + std::to_string(m_->nq) +
+                ", nv " + std::to_string(m_->nv) + ")");
+  if (s.step < 0 || s.step > spec_.episode_steps) throw Error(spec_.name + ": set_state(): step out of range");
+  std::copy(s.qpos.begin(), s.qpos.end(), d_->qpos);
+  std::copy(s.qvel.begin(), s.qvel.end(), d_->qvel);
+  std::copy(s.act.begin(), s.act.end(), d_->act);
+  std::copy(s.qacc_warmstart.begin(), s.qacc_warmstart.end(), d_->qacc_warmstart);
+  goal_ = s.goal;
+  place_goal_marker();
+  d_->time = s.time;
+  steps_ = s.step;
+  mj_kinematics(m_, d_);
+}
+
+void MujocoEnv::reach_action(int site, const double* target, double kp, double kd, double vmax,
+                             double damping, double* action) const {
+  const int nv = m_->nv;
+  mj_jacSite(m_, d_, jac_.data(), nullptr, site);
+  const double* p = site_pos(site);
+  Eigen::Vector2d v(kp * (target[0] - p[0]), kp * (target[1] - p[1]));
+  if (v.norm() > vmax) v *= vmax / v.norm();
+  // Only the arm's own dofs are actuated: take the Jacobian columns of the
+  // joints the actuators drive.
+  const int nu = m_->nu;
+  Eigen::MatrixXd J(2, nu);
+  Eigen::VectorXd qdot(nu);
+  for (int i = 0; i < nu; ++i) {
+    const int dof = m_->jnt_dofadr[m_->actuator_trnid[2 * i]];
+    J(0, i) = jac_[dof];
+    J(1, i) = jac_[nv + dof];
+    qdot(i) = d_->qvel[dof];
+  }
+  const Eigen::Matrix2d JJt = J * J.transpose() + damping * damping * Eigen::Matrix2d::Identity();
+  const Eigen::VectorXd dq = J.transpose() * JJt.ldlt().solve(v);
+  for (int i = 0; i < nu; ++i) {
+    const double torque = kd * (dq(i) - qdot(i));
+    const double a = torque / m_->actuator_gear[6 * i];
+    action[i] = std::min(spec_.act_high[i], std::max(spec_.act_low[i], a));
+  }
+}
+
+// ---- Env helpers ------------------------------------------------------------
+std::vector<double> Env::reset(uint64_t seed, const Task& task) {
+  std::vector<double> obs(spec().obs_dim);
+  reset(seed, task, obs.data());
+  return obs;
+}
+
+StepResult Env::step(const std::vector<double>& action) {
+  if (static_cast<int>(action.size()) != spec().act_dim)
+    throw Error(spec().name + ": action has " + std::to_string(action.size()) + " values, expected " +
+                std::to_string(spec().act_dim));
+  StepResult r;
+  r.obs.resize(spec().obs_dim);
+  step(action.data(), r.obs.data(), &r.reward, &r.terminated, &r.truncated, &r.info);
+  return r;
+}
+
+Split parse_split(const std::string& name) {
+  if (name == "train") return Split::Train;
+  if (name == "test") return Split::Test;
+  if (name == "ood") return Split::Ood;
+  throw Error("unknown split '" + name + "' (expected train, test or ood)");
+}
+
+const char* split_name(Split split) {
+  switch (split) {
+    case Split::Train: return "train";
+    case Split::Test: return "test";
+    case Split::Ood: return "ood";
+  }
+  return "?";
+}
+
+std::vector<Task> sample_tasks(const Env& env, Split split, uint64_t seed, int n) {
+  const GoalRegion r = env.goal_region(split);
+  const uint64_t stream = mix_seed(seed, 1000 + static_cast<uint64_t>(split));
+  std::vector<Task> tasks(n);
+  for (int i = 0; i < n; ++i) {
+    Rng rng(mix_seed(stream, static_cast<uint64_t>(i)));
+    // Uniform over the area of the annulus sector.
+    const double rad = std::sqrt(rng.uniform(r.r_min * r.r_min, r.r_max * r.r_max));
+    const double th = rng.uniform(r.theta_min, r.theta_max);
+    tasks[i].goal = {r.center[0] + rad * std::cos(th), r.center[1] + rad * std::sin(th)};
+  }
+  return tasks;
+}
+
+}  // namespace ml3

@@ -1,0 +1,78 @@
+// End-to-end checks of the ml3 command line (runs the real binary).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace ml3 {
+namespace {
+
+using test::run_ml3;
+
+nlohmann::json last_json(const std::string& out) {
+  const auto pos = out.find_first_of("{[");
+  return nlohmann::json::parse(out.substr(pos));
+}
+
+TEST(Cli, EnvsListsSpecs) {
+  const auto r = run_ml3("envs --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[1]["name"], "reacher");
+  EXPECT_EQ(j[1]["obs_dim"], 10);
+}
+
+TEST(Cli, ExpertJson) {
+  const auto r = run_ml3("expert --env pointmass --split test --episodes 10 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  EXPECT_EQ(j["episodes"], 10);
+  EXPECT_GE(j["success_rate"].get<double>(), 0.9);
+  EXPECT_TRUE(j.contains("final_distance_mean"));
+}
+
+TEST(Cli, ExpertReadsEnvSectionOfAConfigAndOverrides) {
+  const auto dir = test::temp_dir("cli_cfg");
+  test::write_file(dir / "c.yaml", "env:\n  name: reacher\n  episode_steps: 3\nppo:\n  lr: 1\n");
+  auto r = run_ml3("expert --env reacher --episodes 4 --json --config " + (dir / "c.yaml").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_LT(last_json(r.out)["success_rate"].get<double>(), 0.5) << "3 steps are too few to reach";
+  r = run_ml3("expert --env reacher --episodes 4 env.success_thresold=1");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("did you mean 'env.success_threshold'"), std::string::npos) << r.out;
+}
+
+TEST(Cli, BadCommandLinesExitWithCode2) {
+  for (const char* args : {"expert --env reacher --bogus", "expert --env reacher --episodes zero",
+                           "expert --env reacher --split val", "nosuchcommand", "bench"}) {
+    const auto r = run_ml3(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find("error:"), std::string::npos) << args;
+  }
+  const auto r = run_ml3("expert --env walker");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("unknown environment 'walker'"), std::string::npos) << r.out;
+}
+
+TEST(Cli, HelpOnEverySubcommand) {
+  for (const char* args : {"--help", "envs --help", "expert --help", "bench envs --help", "demo --help"}) {
+    const auto r = run_ml3(args);
+    EXPECT_EQ(r.code, 0) << args;
+    EXPECT_NE(r.out.find("Usage"), std::string::npos) << args << "\n" << r.out;
+  }
+}
+
+TEST(Cli, BenchEnvsJson) {
+  const auto r = run_ml3("bench envs --seconds 0.3 --batch 4 --env pointmass --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  for (const char* k : {"env", "env_steps_per_s", "raw_env_steps_per_s", "overhead_ratio"})
+    EXPECT_TRUE(j[0].contains(k)) << k;
+  EXPECT_GT(j[0]["env_steps_per_s"].get<double>(), 0);
+}
+
+}  // namespace
+}  // namespace ml3

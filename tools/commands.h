@@ -1,0 +1,11 @@
+#pragma once
+// Sub-command registration. Each group lives in its own translation unit so
+// that only the learning commands pay for LibTorch headers.
+#include <CLI/CLI.hpp>
+
+namespace ml3 {
+
+// Adds the environment commands: envs, expert, bench envs, demo.
+void register_env_commands(CLI::App& app);
+
+}  // namespace ml3

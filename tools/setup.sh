@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs the Debian packages ml3 needs (only the missing ones), then
+# configures and builds it (Release, -j = cores). Idempotent and quiet when
+# there is nothing to do. Environment: ML3_BUILD_DIR (default build),
+# ML3_CMAKE_ARGS (extra cmake arguments, e.g. -DML3_SANITIZE=ON).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake pkg-config
+  libtorch-dev                 # LibTorch 1.13 (CPU)
+  libmujoco-dev libqhull-dev   # MuJoCo 2.2; its CMake config needs qhull's headers
+  libopenblas0-pthread         # optimised BLAS behind libblas.so.3 (LibTorch is 3-6x faster)
+  libeigen3-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-matplotlib   # learning-curve plots (tools/plot.py)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+build_dir=${ML3_BUILD_DIR:-build}
+mkdir -p "$build_dir"
+log="$build_dir/setup.log"
+# shellcheck disable=SC2086
+if ! cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${ML3_CMAKE_ARGS:-} >"$log" 2>&1; then
+  cat "$log"; echo "setup: cmake configure failed (log: $log)"; exit 1
+fi
+if ! cmake --build "$build_dir" -j "$(nproc)" >"$log" 2>&1; then
+  grep -E "error|Error" "$log" | head -40; echo "setup: build failed (full log: $log)"; exit 1
+fi
+if grep -q "warning:" "$log"; then grep -A3 "warning:" "$log" | head -40; fi
+exit 0
