@@ -88,8 +88,9 @@ class PointMass : public MujocoEnv {
 // As Gymnasium Reacher-v5, except: obs drops the always-zero z of
 // (fingertip - target) -> 10 values [cos q(2), sin q(2), goal(2), qvel(2),
 // fingertip - goal (2)]; the goal is a mocap body; goals come from split
-// regions (train/test: the disc of radius 0.2 minus a 90-degree wedge around
-// -x, ood: that wedge).
+// regions (train/test: the annulus 0.02 < r < 0.2 minus a 90-degree wedge
+// around -x, ood: that wedge). Gymnasium's disc includes goals closer than
+// 0.01 m to the base, which the arm cannot reach.
 class Reacher : public MujocoEnv {
  public:
   static Schema schema() { return common_env_schema("reacher.xml", 50, 2, 0.02, 1.0); }
@@ -118,7 +119,7 @@ class Reacher : public MujocoEnv {
   double distance() const override { return dist2d(site_pos(tip_), goal_.data()); }
   void expert_action(double* a) const override { reach_action(tip_, goal_.data(), 12.0, 60.0, 1.5, 0.02, a); }
   GoalRegion goal_region(Split s) const override {
-    return s == Split::Ood ? sector(0, 0, 0.05, 0.2, true) : sector(0, 0, 0.0, 0.2, false);
+    return s == Split::Ood ? sector(0, 0, 0.05, 0.2, true) : sector(0, 0, 0.02, 0.2, false);
   }
 
  protected:

@@ -188,6 +188,14 @@ TEST(Tasks, SplitsAreReproducibleDisjointAndInTheirRegions) {
   }
 }
 
+TEST(Tasks, EveryGoalOfEverySplitIsInTheWorkspace) {
+  for (const char* n : kEnvs) {
+    auto env = make_env(n);
+    for (Split split : {Split::Train, Split::Test, Split::Ood})
+      for (const Task& t : sample_tasks(*env, split, 3, 5000)) ASSERT_NO_THROW(env->check_task(t)) << n;
+  }
+}
+
 TEST(Experts, SolveTheirEnvironments) {
   // Thresholds: pointmass 0.1 m, reacher 0.02 m (fingertip), pusher 0.05 m (puck).
   EXPECT_GE(success_rate("pointmass", 100, true), 0.9);

@@ -1,0 +1,199 @@
+#include "models/nets.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "envs/base/error.h"
+#include "envs/base/rng.h"
+
+namespace ml3 {
+
+Activation parse_activation(const std::string& name) {
+  if (name == "tanh") return Activation::Tanh;
+  if (name == "relu") return Activation::Relu;
+  if (name == "elu") return Activation::Elu;
+  throw Error("unknown activation '" + name + "' (expected tanh, relu or elu)");
+}
+
+const char* activation_name(Activation a) {
+  switch (a) {
+    case Activation::Tanh: return "tanh";
+    case Activation::Relu: return "relu";
+    case Activation::Elu: return "elu";
+    case Activation::None: return "none";
+  }
+  return "?";
+}
+
+FunctionalMlp::FunctionalMlp(std::vector<int> sizes, Activation act, bool bias)
+    : sizes_(std::move(sizes)), act_(act), bias_(bias) {
+  if (sizes_.size() < 2) throw Error("internal: an MLP needs at least input and output sizes");
+  for (int s : sizes_)
+    if (s < 1) throw Error("MLP layer sizes must be >= 1");
+}
+
+Params FunctionalMlp::init(uint64_t seed, double out_scale, bool float64) const {
+  Params p;
+  Rng rng(seed);
+  const size_t layers = sizes_.size() - 1;
+  for (size_t l = 0; l < layers; ++l) {
+    const int in = sizes_[l], out = sizes_[l + 1];
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    const double scale = (l + 1 == layers) ? out_scale : 1.0;
+    auto w = torch::empty({in, out}, torch::kFloat64);
+    auto* wd = w.data_ptr<double>();
+    for (int64_t i = 0; i < static_cast<int64_t>(in) * out; ++i) wd[i] = scale * rng.uniform(-bound, bound);
+    p.push_back(float64 ? w : w.to(torch::kFloat32));
+    if (bias_) {
+      auto b = torch::empty({out}, torch::kFloat64);
+      auto* bd = b.data_ptr<double>();
+      for (int i = 0; i < out; ++i) bd[i] = scale * rng.uniform(-bound, bound);
+      p.push_back(float64 ? b : b.to(torch::kFloat32));
+    }
+  }
+  for (auto& t : p) t.set_requires_grad(true);
+  return p;
+}
+
+Tensor FunctionalMlp::forward(const Tensor& x, const Params& params, size_t offset) const {
+  const size_t layers = sizes_.size() - 1;
+  if (params.size() < offset + num_tensors()) throw Error("internal: MLP got too few parameter tensors");
+  // Flatten leading dims so every layer is one addmm/mm.
+  auto lead = x.sizes().vec();
+  lead.pop_back();
+  Tensor h = x.reshape({-1, sizes_[0]});
+  size_t k = offset;
+  for (size_t l = 0; l < layers; ++l) {
+    const Tensor& w = params[k++];
+    h = bias_ ? at::addmm(params[k++], h, w) : at::mm(h, w);
+    if (l + 1 < layers) {
+      switch (act_) {
+        case Activation::Tanh: h = at::tanh(h); break;
+        case Activation::Relu: h = at::relu(h); break;
+        case Activation::Elu: h = at::elu(h); break;
+        case Activation::None: break;
+      }
+    }
+  }
+  lead.push_back(sizes_.back());
+  return h.reshape(lead);
+}
+
+ObsNormalizer::ObsNormalizer(int dim, bool enabled, double clip)
+    : dim_(dim), enabled_(enabled), clip_(clip), mean_(dim, 0.0), m2_(dim, 0.0) {}
+
+void ObsNormalizer::update(const double* rows, int64_t n) {
+  if (!enabled_ || n == 0) return;
+  // Batch mean/M2, then Chan et al.'s parallel combination (order-fixed, so
+  // deterministic).
+  std::vector<double> bm(dim_, 0.0), bm2(dim_, 0.0);
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < dim_; ++j) bm[j] += rows[i * dim_ + j];
+  for (int j = 0; j < dim_; ++j) bm[j] /= n;
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < dim_; ++j) {
+      const double d = rows[i * dim_ + j] - bm[j];
+      bm2[j] += d * d;
+    }
+  const double total = count_ + n;
+  for (int j = 0; j < dim_; ++j) {
+    const double delta = bm[j] - mean_[j];
+    mean_[j] += delta * n / total;
+    m2_[j] += bm2[j] + delta * delta * count_ * n / total;
+  }
+  count_ = total;
+}
+
+void ObsNormalizer::normalize(const double* in, float* out, int64_t n) const {
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < dim_; ++j) {
+      double v = in[i * dim_ + j];
+      if (enabled_ && count_ > 0) {
+        const double var = m2_[j] / count_;
+        v = (v - mean_[j]) / std::sqrt(var + 1e-8);
+        v = std::min(clip_, std::max(-clip_, v));
+      }
+      out[i * dim_ + j] = static_cast<float>(v);
+    }
+}
+
+void ObsNormalizer::save(Archive& a, const std::string& prefix) const {
+  a.put_f64(prefix + "mean", mean_);
+  a.put_f64(prefix + "m2", m2_);
+  a.put_f64(prefix + "state", {count_, clip_, enabled_ ? 1.0 : 0.0, static_cast<double>(dim_)});
+}
+
+void ObsNormalizer::load(const Archive& a, const std::string& prefix) {
+  const auto st = a.get_f64(prefix + "state");
+  if (st.size() != 4 || static_cast<int>(st[3]) != dim_)
+    throw Error(a.path() + ": observation normaliser has dimension " + std::to_string(st.size() == 4 ? st[3] : -1) +
+                ", the environment has " + std::to_string(dim_));
+  count_ = st[0], clip_ = st[1], enabled_ = st[2] != 0.0;
+  mean_ = a.get_f64(prefix + "mean");
+  m2_ = a.get_f64(prefix + "m2");
+}
+
+GaussianPolicy::GaussianPolicy(int obs_dim, int act_dim, const PolicyConfig& cfg)
+    : obs_dim_(obs_dim), act_dim_(act_dim), cfg_(cfg) {
+  std::vector<int> sizes{obs_dim};
+  sizes.insert(sizes.end(), cfg.hidden.begin(), cfg.hidden.end());
+  sizes.push_back(act_dim);
+  mlp_ = FunctionalMlp(sizes, cfg.activation);
+}
+
+Params GaussianPolicy::init(uint64_t seed, bool float64) const {
+  Params p = mlp_.init(seed, 0.01, float64);
+  auto ls = torch::full({act_dim_}, cfg_.init_log_std, float64 ? torch::kFloat64 : torch::kFloat32);
+  ls.set_requires_grad(true);
+  p.push_back(ls);
+  return p;
+}
+
+Tensor GaussianPolicy::log_std(const Params& p) const {
+  return at::clamp(p[mlp_.num_tensors()], cfg_.log_std_min, cfg_.log_std_max);
+}
+
+Tensor GaussianPolicy::log_prob(const Tensor& mean, const Tensor& log_std, const Tensor& actions) const {
+  const double log_sqrt_2pi = 0.5 * std::log(2.0 * M_PI);
+  const Tensor z = (actions - mean) * at::exp(-log_std);
+  return (-0.5 * z * z - log_std - log_sqrt_2pi).sum(-1);
+}
+
+Tensor GaussianPolicy::entropy(const Tensor& log_std) const {
+  return (log_std + 0.5 * (1.0 + std::log(2.0 * M_PI))).sum();
+}
+
+void put_params(Archive& a, const std::string& prefix, const Params& params) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor t = params[i].detach().contiguous();
+    const bool f64 = t.scalar_type() == torch::kFloat64;
+    a.put(prefix + std::to_string(i), f64 ? "f64" : "f32", t.sizes().vec(), t.data_ptr(),
+          t.numel() * (f64 ? 8 : 4));
+  }
+}
+
+Params get_params(const Archive& a, const std::string& prefix, size_t count) {
+  Params p;
+  for (size_t i = 0; i < count; ++i) {
+    const Blob& b = a.get(prefix + std::to_string(i));
+    const auto dtype = b.dtype == "f64" ? torch::kFloat64 : torch::kFloat32;
+    if (b.dtype != "f64" && b.dtype != "f32") throw Error(a.path() + ": entry " + prefix + " has a non-float type");
+    auto t = torch::empty(b.shape, dtype);
+    std::memcpy(t.data_ptr(), b.bytes.data(), b.bytes.size());
+    t.set_requires_grad(true);
+    p.push_back(t);
+  }
+  if (a.has(prefix + std::to_string(count)))
+    throw Error(a.path() + ": entry group '" + prefix + "' has more tensors than the network expects");
+  return p;
+}
+
+Params clone_params(const Params& params, bool requires_grad) {
+  Params out;
+  for (const auto& t : params) out.push_back(t.detach().clone().set_requires_grad(requires_grad));
+  return out;
+}
+
+}  // namespace ml3

@@ -1,0 +1,344 @@
+#include "src/pg.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "envs/base/error.h"
+#include "envs/base/rng.h"
+
+namespace ml3 {
+namespace {
+constexpr uint64_t kNoiseStream = 0x4E4F495345ull;  // "NOISE"
+}
+
+Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, const ObsNormalizer& norm,
+              const std::vector<Task>& tasks, uint64_t seed, bool deterministic) {
+  torch::NoGradGuard no_grad;
+  const EnvSpec& spec = venv.spec();
+  const int N = venv.size(), T = spec.episode_steps, od = spec.obs_dim, ad = spec.act_dim;
+  if (static_cast<int>(tasks.size()) != N) throw Error("internal: collect() needs one task per env");
+  Batch b;
+  b.T = T, b.N = N;
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat32);
+  b.obs = torch::zeros({T, N, od}, f32);
+  b.raw_obs = torch::zeros({T, N, od}, f32);
+  b.actions = torch::zeros({T, N, ad}, f32);
+  b.logp = torch::zeros({T, N}, f32);
+  b.rewards = torch::zeros({T, N}, f32);
+  b.terminated = torch::zeros({T, N}, f32);
+  b.truncated = torch::zeros({T, N}, f32);
+  b.mask = torch::zeros({T, N}, f32);
+  b.trunc_obs = torch::zeros({T, N, od}, f32);
+  b.time_frac = (torch::arange(T, f32) / static_cast<float>(T)).unsqueeze(1).expand({T, N}).contiguous();
+  b.goals = torch::zeros({N, spec.goal_dim}, f32);
+  for (int i = 0; i < N; ++i)
+    for (int k = 0; k < spec.goal_dim; ++k) b.goals[i][k] = tasks[i].goal[k];
+
+  std::vector<uint64_t> seeds(N);
+  std::vector<Rng> noise;
+  for (int i = 0; i < N; ++i) {
+    seeds[i] = mix_seed(seed, i);
+    noise.emplace_back(mix_seed(seed ^ kNoiseStream, i));
+  }
+  std::vector<double> obs(N * od), act(N * ad), rew(N), ret(N, 0.0), final_dist(N, 0.0);
+  std::vector<uint8_t> term(N), trunc(N), alive(N, 1), success(N, 0);
+  std::vector<StepInfo> info(N);
+  std::vector<float> nobs(N * od);
+  const Tensor log_std_t = policy.log_std(params).to(torch::kFloat64).contiguous();
+  std::vector<double> log_std(log_std_t.data_ptr<double>(), log_std_t.data_ptr<double>() + ad);
+  double logp_const = 0;
+  for (int j = 0; j < ad; ++j) logp_const += -log_std[j] - 0.5 * std::log(2.0 * M_PI);
+
+  venv.reset(seeds, tasks, obs.data());
+  float* obs_p = b.obs.data_ptr<float>();
+  float* raw_p = b.raw_obs.data_ptr<float>();
+  float* act_p = b.actions.data_ptr<float>();
+  float* logp_p = b.logp.data_ptr<float>();
+  float* rew_p = b.rewards.data_ptr<float>();
+  float* term_p = b.terminated.data_ptr<float>();
+  float* trunc_p = b.truncated.data_ptr<float>();
+  float* mask_p = b.mask.data_ptr<float>();
+  float* tobs_p = b.trunc_obs.data_ptr<float>();
+  for (int t = 0; t < T; ++t) {
+    norm.normalize(obs.data(), nobs.data(), N);
+    std::memcpy(obs_p + static_cast<int64_t>(t) * N * od, nobs.data(), sizeof(float) * N * od);
+    for (int k = 0; k < N * od; ++k) raw_p[static_cast<int64_t>(t) * N * od + k] = static_cast<float>(obs[k]);
+    const Tensor mean = policy.mean(torch::from_blob(nobs.data(), {N, od}, f32), params).contiguous();
+    const float* mean_p = mean.data_ptr<float>();
+    for (int i = 0; i < N; ++i) {
+      double lp = logp_const;
+      for (int j = 0; j < ad; ++j) {
+        const double eps = deterministic ? 0.0 : noise[i].normal();
+        const double a = mean_p[i * ad + j] + std::exp(log_std[j]) * eps;
+        act[i * ad + j] = a;
+        act_p[(static_cast<int64_t>(t) * N + i) * ad + j] = static_cast<float>(a);
+        lp += -0.5 * eps * eps;
+      }
+      logp_p[t * N + i] = static_cast<float>(lp);
+    }
+    venv.step(act.data(), obs.data(), rew.data(), term.data(), trunc.data(), info.data());
+    for (int i = 0; i < N; ++i) {
+      const int64_t r = static_cast<int64_t>(t) * N + i;
+      mask_p[r] = alive[i];
+      if (!alive[i]) continue;
+      rew_p[r] = static_cast<float>(rew[i]);
+      ret[i] += rew[i];
+      term_p[r] = term[i];
+      trunc_p[r] = trunc[i] && !term[i];
+      if (trunc_p[r] != 0.f) norm.normalize(&obs[i * od], tobs_p + r * od, 1);
+      if (term[i] || trunc[i] || t == T - 1) {
+        final_dist[i] = info[i].distance;
+        success[i] = info[i].success;
+        alive[i] = 0;
+      }
+    }
+  }
+  for (int i = 0; i < N; ++i) {
+    b.return_mean += ret[i] / N;
+    b.success_rate += static_cast<double>(success[i]) / N;
+    b.final_distance_mean += final_dist[i] / N;
+  }
+  return b;
+}
+
+void compute_values(Batch& b, const FunctionalMlp& value_net, const Params& vparams) {
+  torch::NoGradGuard no_grad;
+  b.values = value_net.forward(b.obs, vparams).squeeze(-1).contiguous();
+  b.bootstrap = (value_net.forward(b.trunc_obs, vparams).squeeze(-1) * b.truncated).contiguous();
+}
+
+void compute_gae(Batch& b, double gamma, double lambda) {
+  const int T = b.T, N = b.N;
+  b.advantages = torch::zeros({T, N}, torch::kFloat32);
+  const auto r = b.rewards.accessor<float, 2>();
+  const auto v = b.values.accessor<float, 2>();
+  const auto boot = b.bootstrap.accessor<float, 2>();
+  const auto term = b.terminated.accessor<float, 2>();
+  const auto trunc = b.truncated.accessor<float, 2>();
+  const auto mask = b.mask.accessor<float, 2>();
+  auto adv = b.advantages.accessor<float, 2>();
+  for (int i = 0; i < N; ++i) {
+    double gae = 0.0;
+    for (int t = T - 1; t >= 0; --t) {
+      if (mask[t][i] == 0.f) {
+        gae = 0.0;
+        continue;
+      }
+      const bool ends = term[t][i] != 0.f || trunc[t][i] != 0.f || t == T - 1;
+      double next_v;
+      if (term[t][i] != 0.f)
+        next_v = 0.0;
+      else if (trunc[t][i] != 0.f)
+        next_v = boot[t][i];
+      else
+        next_v = (t + 1 < T) ? v[t + 1][i] : 0.0;
+      const double delta = r[t][i] + gamma * next_v - v[t][i];
+      gae = delta + (ends ? 0.0 : gamma * lambda * gae);
+      adv[t][i] = static_cast<float>(gae);
+    }
+  }
+  b.returns = b.advantages + b.values;
+}
+
+EvalResult evaluate(VecEnv& venv, const GaussianPolicy& policy, const Params& params, const ObsNormalizer& norm,
+                    Split split, int episodes, uint64_t seed) {
+  if (episodes != venv.size()) throw Error("internal: evaluate() runs one episode per env");
+  const auto tasks = sample_tasks(venv.env(0), split, seed, episodes);
+  const Batch b = collect(venv, policy, params, norm, tasks, mix_seed(seed, 0xE7A1), true);
+  EvalResult r;
+  r.episodes = episodes;
+  r.success_rate = b.success_rate;
+  r.final_distance_mean = b.final_distance_mean;
+  r.return_mean = b.return_mean;
+  return r;
+}
+
+// ---- objectives ---------------------------------------------------------------
+Tensor ReinforceObjective::policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats*) const {
+  return -(ev.logp * mb.advantages).mean();
+}
+
+Tensor PpoObjective::policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats* stats) const {
+  const Tensor log_ratio = ev.logp - mb.old_logp;
+  const Tensor ratio = log_ratio.exp();
+  const Tensor s1 = ratio * mb.advantages;
+  const Tensor s2 = ratio.clamp(1.0 - clip_, 1.0 + clip_) * mb.advantages;
+  if (stats) {
+    torch::NoGradGuard no_grad;
+    // Schulman's low-variance KL estimator, as in CleanRL.
+    stats->approx_kl = ((ratio - 1) - log_ratio).mean().item<double>();
+    stats->clip_fraction = ((ratio - 1.0).abs() > clip_).to(torch::kFloat32).mean().item<double>();
+  }
+  return -torch::min(s1, s2).mean();
+}
+
+// ---- optimiser --------------------------------------------------------------------
+Adam::Adam(const Params& params, double eps, double beta1, double beta2) : eps_(eps), b1_(beta1), b2_(beta2) {
+  for (const auto& p : params) {
+    m_.push_back(torch::zeros_like(p).detach());
+    v_.push_back(torch::zeros_like(p).detach());
+  }
+}
+
+void Adam::step(Params& params, const std::vector<Tensor>& grads, double lr) {
+  torch::NoGradGuard no_grad;
+  ++t_;
+  const double bc1 = 1.0 - std::pow(b1_, static_cast<double>(t_));
+  const double bc2 = 1.0 - std::pow(b2_, static_cast<double>(t_));
+  for (size_t i = 0; i < params.size(); ++i) {
+    m_[i].mul_(b1_).add_(grads[i], 1.0 - b1_);
+    v_[i].mul_(b2_).addcmul_(grads[i], grads[i], 1.0 - b2_);
+    const Tensor denom = (v_[i] / bc2).sqrt_().add_(eps_);
+    params[i].addcdiv_(m_[i], denom, -lr / bc1);
+  }
+}
+
+void Adam::save(Archive& a, const std::string& prefix) const {
+  put_params(a, prefix + "m/", m_);
+  put_params(a, prefix + "v/", v_);
+  a.put_f64(prefix + "t", {static_cast<double>(t_)});
+}
+
+void Adam::load(const Archive& a, const std::string& prefix) {
+  m_ = clone_params(get_params(a, prefix + "m/", m_.size()), false);
+  v_ = clone_params(get_params(a, prefix + "v/", v_.size()), false);
+  t_ = static_cast<int64_t>(a.get_f64(prefix + "t").at(0));
+}
+
+double clip_grad_norm(std::vector<Tensor>& grads, double max_norm) {
+  torch::NoGradGuard no_grad;
+  double sq = 0.0;
+  for (const auto& g : grads) sq += g.to(torch::kFloat64).pow(2).sum().item<double>();
+  const double norm = std::sqrt(sq);
+  if (max_norm > 0 && std::isfinite(norm) && norm > max_norm)
+    for (auto& g : grads) g.mul_(max_norm / (norm + 1e-6));
+  return norm;
+}
+
+// ---- learner --------------------------------------------------------------------
+PolicyGradientLearner::PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy,
+                                             const FunctionalMlp& value_net)
+    : cfg_(cfg), policy_(policy), value_net_(value_net) {
+  if (cfg.algorithm == "ppo")
+    objective_ = std::make_unique<PpoObjective>(cfg.clip);
+  else if (cfg.algorithm == "reinforce")
+    objective_ = std::make_unique<ReinforceObjective>();
+  else
+    throw Error("unknown algorithm '" + cfg.algorithm + "' (expected ppo or reinforce)");
+}
+
+void PolicyGradientLearner::init_optimizers(const Params& policy_params, const Params& value_params) {
+  policy_adam_ = Adam(policy_params, cfg_.adam_eps);
+  value_adam_ = Adam(value_params, cfg_.adam_eps);
+}
+
+namespace {
+Minibatch select(const Minibatch& all, const Tensor& idx) {
+  Minibatch m;
+  m.obs = all.obs.index_select(0, idx);
+  m.raw_obs = all.raw_obs.index_select(0, idx);
+  m.actions = all.actions.index_select(0, idx);
+  m.old_logp = all.old_logp.index_select(0, idx);
+  m.advantages = all.advantages.index_select(0, idx);
+  m.returns = all.returns.index_select(0, idx);
+  m.rewards = all.rewards.index_select(0, idx);
+  m.mask = all.mask.index_select(0, idx);
+  m.time_frac = all.time_frac.index_select(0, idx);
+  return m;
+}
+
+std::vector<int64_t> permutation(int64_t n, Rng& rng) {
+  std::vector<int64_t> p(n);
+  for (int64_t i = 0; i < n; ++i) p[i] = i;
+  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[rng.next() % static_cast<uint64_t>(i + 1)]);
+  return p;
+}
+
+void check_finite(double v, const char* what) {
+  if (!std::isfinite(v)) throw NonFiniteError(std::string("non-finite ") + what);
+}
+}  // namespace
+
+UpdateStats PolicyGradientLearner::update(Batch& batch, Params& pp, Params& vp, double lr_scale,
+                                          uint64_t shuffle_seed) {
+  const int od = policy_.obs_dim(), ad = policy_.act_dim();
+  // Rows of running episodes only.
+  const Tensor keep = batch.mask.reshape({-1}).nonzero().squeeze(-1);
+  Minibatch all;
+  all.obs = batch.obs.reshape({-1, od}).index_select(0, keep);
+  all.raw_obs = batch.raw_obs.reshape({-1, od}).index_select(0, keep);
+  all.actions = batch.actions.reshape({-1, ad}).index_select(0, keep);
+  all.old_logp = batch.logp.reshape({-1}).index_select(0, keep);
+  all.advantages = batch.advantages.reshape({-1}).index_select(0, keep);
+  all.returns = batch.returns.reshape({-1}).index_select(0, keep);
+  all.rewards = batch.rewards.reshape({-1}).index_select(0, keep);
+  all.mask = batch.mask.reshape({-1}).index_select(0, keep);
+  all.time_frac = batch.time_frac.reshape({-1}).index_select(0, keep);
+  if (cfg_.normalize_advantages)
+    all.advantages = (all.advantages - all.advantages.mean()) / (all.advantages.std() + 1e-8);
+  const int64_t B = all.obs.size(0);
+  Rng rng(shuffle_seed);
+  UpdateStats st;
+  int value_steps = 0;
+
+  auto policy_step = [&](const Minibatch& mb) {
+    PolicyEval ev;
+    ev.mean = policy_.mean(mb.obs, pp);
+    ev.log_std = policy_.log_std(pp);
+    ev.logp = policy_.log_prob(ev.mean, ev.log_std, mb.actions);
+    ev.entropy = policy_.entropy(ev.log_std);
+    LossStats ls;
+    const Tensor pg_loss = objective_->policy_loss(mb, ev, &ls);
+    const Tensor loss = pg_loss - cfg_.entropy_coef * ev.entropy;
+    check_finite(loss.item<double>(), "policy loss");
+    auto grads = torch::autograd::grad({loss}, pp);
+    const double gn = clip_grad_norm(grads, cfg_.max_grad_norm);
+    check_finite(gn, "policy gradient");
+    policy_adam_.step(pp, grads, cfg_.lr * lr_scale);
+    st.policy_loss += pg_loss.item<double>();
+    st.entropy += ev.entropy.item<double>();
+    st.approx_kl += ls.approx_kl;
+    st.clip_fraction += ls.clip_fraction;
+    st.grad_norm += gn;
+    ++st.policy_updates;
+    return ls.approx_kl;
+  };
+  auto value_step = [&](const Minibatch& mb) {
+    const Tensor v = value_net_.forward(mb.obs, vp).squeeze(-1);
+    const Tensor loss = 0.5 * (v - mb.returns).pow(2).mean();
+    check_finite(loss.item<double>(), "value loss");
+    auto grads = torch::autograd::grad({loss}, vp);
+    check_finite(clip_grad_norm(grads, cfg_.max_grad_norm), "value gradient");
+    value_adam_.step(vp, grads, cfg_.value_lr * lr_scale);
+    st.value_loss += loss.item<double>();
+    ++value_steps;
+  };
+
+  const bool ppo = cfg_.algorithm == "ppo";
+  if (!ppo) policy_step(all);  // REINFORCE: one step on the whole batch
+  const int64_t mb_size = std::max<int64_t>(1, B / cfg_.minibatches);
+  bool stop = false;
+  for (int e = 0; e < cfg_.epochs && !stop; ++e) {
+    const auto perm = permutation(B, rng);
+    for (int64_t start = 0; start + mb_size <= B; start += mb_size) {
+      const Tensor idx = torch::from_blob(const_cast<int64_t*>(perm.data()) + start, {mb_size}, torch::kInt64);
+      const Minibatch mb = select(all, idx);
+      if (ppo) {
+        const double kl = policy_step(mb);
+        if (cfg_.target_kl > 0 && kl > cfg_.target_kl) stop = true;
+      }
+      value_step(mb);
+      if (stop) break;
+    }
+  }
+  if (st.policy_updates > 0) {
+    st.policy_loss /= st.policy_updates, st.entropy /= st.policy_updates, st.approx_kl /= st.policy_updates;
+    st.clip_fraction /= st.policy_updates, st.grad_norm /= st.policy_updates;
+  }
+  if (value_steps > 0) st.value_loss /= value_steps;
+  return st;
+}
+
+}  // namespace ml3

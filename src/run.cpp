@@ -1,0 +1,97 @@
+#include "src/run.h"
+
+#include <cmath>
+#include <cstdio>
+#include <unistd.h>
+
+#include "envs/base/error.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+
+void prepare_run_dir(const fs::path& dir, bool force) {
+  if (fs::exists(dir) && !fs::is_empty(dir)) {
+    if (!force)
+      throw Error(dir.string() + ": run folder already exists; pass --force to replace it or --resume " +
+                  dir.string() + " to continue it");
+    if (!fs::exists(dir / "config.yaml"))
+      throw Error(dir.string() + ": exists and is not an ml3 run folder (no config.yaml); not replacing it");
+    fs::remove_all(dir);
+  }
+  fs::create_directories(dir);
+}
+
+MetricsWriter::MetricsWriter(const fs::path& dir, std::vector<std::string> columns, bool append)
+    : columns_(std::move(columns)) {
+  const bool had_csv = append && fs::exists(dir / "metrics.csv");
+  const auto mode = append ? std::ios::app : std::ios::trunc;
+  csv_.open(dir / "metrics.csv", std::ios::out | mode);
+  jsonl_.open(dir / "metrics.jsonl", std::ios::out | mode);
+  if (!csv_ || !jsonl_) throw Error(dir.string() + ": cannot write metrics files");
+  if (!had_csv) {
+    for (size_t i = 0; i < columns_.size(); ++i) csv_ << (i ? "," : "") << columns_[i];
+    csv_ << "\n" << std::flush;
+  }
+}
+
+void MetricsWriter::append(const nlohmann::json& row) {
+  nlohmann::json out = nlohmann::json::object();
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    const auto it = row.find(columns_[i]);
+    const bool missing = it == row.end() || it->is_null() || (it->is_number_float() && !std::isfinite(it->get<double>()));
+    out[columns_[i]] = missing ? nlohmann::json() : *it;
+    csv_ << (i ? "," : "");
+    if (missing) continue;
+    if (it->is_string()) csv_ << it->get<std::string>();
+    else csv_ << it->dump();
+  }
+  csv_ << "\n" << std::flush;
+  jsonl_ << out.dump() << "\n" << std::flush;
+}
+
+Progress::Progress(std::string label, int total, bool quiet)
+    : label_(std::move(label)), total_(total), quiet_(quiet), tty_(::isatty(2)) {
+  start_ = last_print_ = std::chrono::steady_clock::now();
+}
+
+void Progress::update(int done, const std::string& text) {
+  if (quiet_) return;
+  const auto now = std::chrono::steady_clock::now();
+  if (first_ < 0) {
+    first_ = done - 1;
+    start_ = now;
+  }
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const double rate = elapsed > 0 ? (done - first_) / elapsed : 0.0;
+  const double eta = rate > 0 ? (total_ - done) / rate : NAN;
+  const int pct = total_ > 0 ? 100 * done / total_ : 100;
+  char eta_buf[32] = "?";
+  if (std::isfinite(eta)) {
+    const int s = static_cast<int>(eta);
+    if (s >= 3600) std::snprintf(eta_buf, sizeof(eta_buf), "%dh%02dm", s / 3600, s % 3600 / 60);
+    else std::snprintf(eta_buf, sizeof(eta_buf), "%dm%02ds", s / 60, s % 60);
+  }
+  char head[128];
+  std::snprintf(head, sizeof(head), "%s %d/%d %3d%%", label_.c_str(), done, total_, pct);
+  char tail[96];
+  std::snprintf(tail, sizeof(tail), "%.2f it/s | ETA %s", rate, eta_buf);
+  const std::string line = std::string(head) + " | " + text + " | " + tail;
+  if (tty_) {
+    std::fprintf(stderr, "\r%-150s", line.c_str());
+    open_ = true;
+  } else if (pct / 5 != last_pct_ / 5 || done == total_ ||
+             std::chrono::duration<double>(now - last_print_).count() > 15) {
+    std::fprintf(stderr, "%s\n", line.c_str());
+    last_print_ = now;
+  }
+  last_pct_ = pct;
+  std::fflush(stderr);
+}
+
+void Progress::finish() {
+  if (open_) std::fprintf(stderr, "\n");
+  open_ = false;
+}
+
+}  // namespace ml3

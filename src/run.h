@@ -1,0 +1,46 @@
+#pragma once
+// Run-folder plumbing shared by `train`, `meta-train` and `meta-test`: folder
+// creation policy, metrics files (CSV + JSON Lines, stable columns), and the
+// progress line (rate and ETA). LibTorch-free.
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace ml3 {
+
+// Creates `dir`. An existing non-empty folder is refused unless `force`, and
+// even then only an ml3 run folder (one with config.yaml) is replaced.
+void prepare_run_dir(const std::filesystem::path& dir, bool force);
+
+// Appends one row per call to metrics.csv and metrics.jsonl in `dir`
+// (flushed each row). Missing/null/NaN values are empty CSV cells and JSON null.
+class MetricsWriter {
+ public:
+  MetricsWriter(const std::filesystem::path& dir, std::vector<std::string> columns, bool append);
+  void append(const nlohmann::json& row);
+
+ private:
+  std::vector<std::string> columns_;
+  std::ofstream csv_, jsonl_;
+};
+
+// "label 12/300 4% | <text> | 1.2 it/s | ETA 4m01s" on stderr: rewritten in
+// place on a terminal, else printed as a line every ~5% (or 15 s).
+class Progress {
+ public:
+  Progress(std::string label, int total, bool quiet);
+  void update(int done, const std::string& text);
+  void finish();
+
+ private:
+  std::string label_;
+  int total_, first_ = -1;
+  bool quiet_, tty_, open_ = false;
+  std::chrono::steady_clock::time_point start_, last_print_;
+  int last_pct_ = -1;
+};
+
+}  // namespace ml3

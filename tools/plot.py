@@ -1,0 +1,84 @@
+"""ml3 plots (run by the ml3 binary with Debian's python3-matplotlib).
+
+usage: python3 - curve METRICS_CSV OUT_PNG TITLE
+       python3 - compare DATA_JSON OUT_PNG TITLE
+
+curve: a training run's learning curves (return, success, distance, losses)
+against environment steps. compare: several methods' curves (mean and
+min-max band over seeds), from {"x_label": ..., "panels": [{"y_label": ...,
+"methods": {name: [[y per x] per seed]}, "x": [...]}]}.
+"""
+import csv
+import json
+import math
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def num(s):
+    try:
+        v = float(s)
+        return v if math.isfinite(v) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def curve(csv_path, out_png, title):
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit("no metrics rows in " + csv_path)
+    x = [num(r["env_steps"]) for r in rows]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    panels = [
+        ("return (training episodes)", [("return_mean", "train (stochastic)"), ("eval_return_mean", "eval (deterministic)")]),
+        ("success rate", [("success_rate", "train (stochastic)"), ("eval_success_rate", "eval test split (deterministic)")]),
+        ("final distance", [("final_distance_mean", "train"), ("eval_final_distance_mean", "eval test split")]),
+        ("losses / entropy", [("policy_loss", "policy loss"), ("value_loss", "value loss"), ("entropy", "entropy")]),
+    ]
+    for ax, (label, series) in zip(axes.flat, panels):
+        for key, name in series:
+            pts = [(xi, num(r.get(key))) for xi, r in zip(x, rows)]
+            pts = [(a, b) for a, b in pts if b is not None]
+            if pts:
+                style = "o-" if key.startswith("eval_") else "-"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=name, markersize=3)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+
+
+def compare(json_path, out_png, title):
+    with open(json_path) as f:
+        data = json.load(f)
+    panels = data["panels"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        x = panel["x"]
+        for name, seeds in panel["methods"].items():
+            cols = list(zip(*seeds))
+            mean = [sum(c) / len(c) for c in cols]
+            lo = [min(c) for c in cols]
+            hi = [max(c) for c in cols]
+            line, = ax.plot(x, mean, label=f"{name} (n={len(seeds)})")
+            ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color())
+        ax.set_xlabel(data.get("x_label", "policy updates"))
+        ax.set_ylabel(panel["y_label"])
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+
+
+if __name__ == "__main__":
+    mode, src, out, title = sys.argv[1:5]
+    {"curve": curve, "compare": compare}[mode](src, out, title)
