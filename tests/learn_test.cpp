@@ -1,1 +1,387 @@
+// Tests of the learning core: networks, objectives, GAE, Adam, archives, and
+// the trainer end to end (small, fast, fixed seeds).
 #include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "envs/base/archive.h"
+#include "envs/base/error.h"
+#include "src/pg.h"
+#include "src/trainer.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(FunctionalMlp, ForwardMatchesManualComputationAndInitIsSeeded) {
+  FunctionalMlp mlp({3, 4, 2}, Activation::Tanh);
+  const Params p = mlp.init(5, 1.0, true);
+  ASSERT_EQ(p.size(), 4u);
+  EXPECT_TRUE(torch::equal(p[0], mlp.init(5, 1.0, true)[0]));
+  EXPECT_FALSE(torch::equal(p[0], mlp.init(6, 1.0, true)[0]));
+  const Tensor x = torch::randn({5, 3}, torch::kFloat64);
+  const Tensor expected = torch::tanh(x.mm(p[0]) + p[1]).mm(p[2]) + p[3];
+  EXPECT_TRUE(torch::allclose(mlp.forward(x, p), expected));
+  // Leading dimensions are kept.
+  EXPECT_EQ(mlp.forward(torch::zeros({2, 3, 3}, torch::kFloat64), p).sizes(), torch::IntArrayRef({2, 3, 2}));
+}
+
+TEST(FunctionalMlp, UpdatedParamsStayDifferentiable) {
+  // theta' = theta - a * dL/dtheta with create_graph: d(loss(theta'))/d(theta)
+  // exists (the mechanism ML3's inner step relies on).
+  FunctionalMlp mlp({1, 8, 1}, Activation::Tanh);
+  Params p = mlp.init(1, 1.0, true);
+  const Tensor x = torch::linspace(-1, 1, 16, torch::kFloat64).unsqueeze(1);
+  const Tensor l1 = mlp.forward(x, p).pow(2).mean();
+  auto g = torch::autograd::grad({l1}, p, {}, true, true);
+  Params q;
+  for (size_t i = 0; i < p.size(); ++i) q.push_back(p[i] - 0.1 * g[i]);
+  const Tensor l2 = (mlp.forward(x, q) - x).pow(2).mean();
+  auto g2 = torch::autograd::grad({l2}, {p[0]});
+  EXPECT_GT(g2[0].abs().sum().item<double>(), 0.0);
+}
+
+TEST(GaussianPolicy, LogProbAndEntropyMatchClosedForm) {
+  PolicyConfig pc;
+  pc.hidden = {8};
+  GaussianPolicy pol(3, 2, pc);
+  const Params p = pol.init(3, true);
+  const Tensor mean = torch::tensor({{0.1, -0.2}}, torch::kFloat64);
+  const Tensor ls = torch::tensor({-0.5, 0.3}, torch::kFloat64);
+  const Tensor a = torch::tensor({{0.4, 0.0}}, torch::kFloat64);
+  double expected = 0;
+  const double m[2] = {0.1, -0.2}, s[2] = {-0.5, 0.3}, av[2] = {0.4, 0.0};
+  for (int j = 0; j < 2; ++j) {
+    const double z = (av[j] - m[j]) / std::exp(s[j]);
+    expected += -0.5 * z * z - s[j] - 0.5 * std::log(2 * M_PI);
+  }
+  EXPECT_NEAR(pol.log_prob(mean, ls, a).item<double>(), expected, 1e-12);
+  EXPECT_NEAR(pol.entropy(ls).item<double>(), (-0.5 + 0.3) + 2 * 0.5 * (1 + std::log(2 * M_PI)), 1e-12);
+  // Initial log-std and clamping.
+  EXPECT_NEAR(pol.log_std(p)[0].item<double>(), -0.5, 1e-12);
+  Params big = p;
+  big.back() = torch::full({2}, 7.0, torch::kFloat64);
+  EXPECT_NEAR(pol.log_std(big)[0].item<double>(), 1.0, 1e-12);
+}
+
+TEST(ObsNormalizer, MatchesDirectStatisticsAndRoundTrips) {
+  ObsNormalizer n(2, true);
+  std::vector<double> a = {1, 10, 2, 20, 3, 30}, b = {4, 40, 5, 50};
+  n.update(a.data(), 3);
+  n.update(b.data(), 2);
+  // mean 3, 30; population var 2, 200
+  const double x[2] = {5, 30};
+  float out[2];
+  n.normalize(x, out, 1);
+  EXPECT_NEAR(out[0], 2.0 / std::sqrt(2.0), 1e-5);
+  EXPECT_NEAR(out[1], 0.0, 1e-6);
+  Archive ar("test");
+  n.save(ar, "n/");
+  ObsNormalizer m(2, false);
+  m.load(ar, "n/");
+  float out2[2];
+  m.normalize(x, out2, 1);
+  EXPECT_EQ(out[0], out2[0]);
+  ObsNormalizer wrong(3, true);
+  EXPECT_THROW(wrong.load(ar, "n/"), Error);
+}
+
+// A hand-made batch: env 0 runs 3 steps and is truncated (bootstrap 10);
+// env 1 terminates at t=1 (no bootstrap) and is masked after.
+Batch tiny_batch() {
+  Batch b;
+  b.T = 3, b.N = 2;
+  b.rewards = torch::tensor({{1.f, 1.f}, {1.f, 2.f}, {1.f, 0.f}});
+  b.values = torch::tensor({{0.5f, 0.5f}, {0.5f, 0.5f}, {0.5f, 0.f}});
+  b.terminated = torch::tensor({{0.f, 0.f}, {0.f, 1.f}, {0.f, 0.f}});
+  b.truncated = torch::tensor({{0.f, 0.f}, {0.f, 0.f}, {1.f, 0.f}});
+  b.mask = torch::tensor({{1.f, 1.f}, {1.f, 1.f}, {1.f, 0.f}});
+  b.bootstrap = torch::tensor({{0.f, 0.f}, {0.f, 0.f}, {10.f, 0.f}});
+  return b;
+}
+
+TEST(Gae, TruncationBootstrapsAndTerminationDoesNot) {
+  Batch b = tiny_batch();
+  const double g = 0.9;
+  compute_gae(b, g, 1.0);
+  // env 0: return-to-go with bootstrap: G2 = 1 + .9*10, G1 = 1 + .9*G2, G0 = 1 + .9*G1
+  const double G2 = 1 + g * 10, G1 = 1 + g * G2, G0 = 1 + g * G1;
+  EXPECT_NEAR(b.returns[2][0].item<float>(), G2, 1e-4);
+  EXPECT_NEAR(b.returns[1][0].item<float>(), G1, 1e-4);
+  EXPECT_NEAR(b.returns[0][0].item<float>(), G0, 1e-4);
+  // env 1 terminated at t=1: no bootstrap.
+  EXPECT_NEAR(b.returns[1][1].item<float>(), 2.0, 1e-5);
+  EXPECT_NEAR(b.returns[0][1].item<float>(), 1 + g * 2.0, 1e-5);
+  EXPECT_NEAR(b.advantages[2][1].item<float>(), 0.0, 1e-6);  // masked row
+  // lambda = 0: one-step TD errors.
+  Batch c = tiny_batch();
+  compute_gae(c, g, 0.0);
+  EXPECT_NEAR(c.advantages[0][0].item<float>(), 1 + g * 0.5 - 0.5, 1e-5);
+  EXPECT_NEAR(c.advantages[2][0].item<float>(), 1 + g * 10 - 0.5, 1e-5);
+}
+
+TEST(Objectives, ReinforceAndPpoClipping) {
+  Minibatch mb;
+  mb.advantages = torch::tensor({1.0, -2.0});
+  mb.old_logp = torch::tensor({0.0, 0.0});
+  PolicyEval ev;
+  ev.logp = torch::tensor({0.0, 0.0});
+  EXPECT_NEAR(ReinforceObjective().policy_loss(mb, ev, nullptr).item<double>(), 0.0, 1e-12);
+  ev.logp = torch::tensor({std::log(2.0), std::log(0.5)});
+  EXPECT_NEAR(ReinforceObjective().policy_loss(mb, ev, nullptr).item<double>(),
+              -(std::log(2.0) * 1 + std::log(0.5) * -2) / 2, 1e-6);
+  // ratio 2 with A>0 is clipped at 1.2; ratio 0.5 with A<0 is clipped at 0.8.
+  LossStats st;
+  EXPECT_NEAR(PpoObjective(0.2).policy_loss(mb, ev, &st).item<double>(), -(1.2 * 1 + 0.8 * -2) / 2, 1e-6);
+  EXPECT_NEAR(st.clip_fraction, 1.0, 1e-9);
+}
+
+TEST(Adam, MatchesTorchAdam) {
+  auto w = torch::tensor({1.0, -2.0, 3.0}, torch::kFloat64).set_requires_grad(true);
+  auto v = w.detach().clone().set_requires_grad(true);
+  torch::optim::Adam ref({v}, torch::optim::AdamOptions(0.1).eps(1e-8));
+  Params mine{w};
+  Adam adam(mine, 1e-8);
+  for (int i = 0; i < 5; ++i) {
+    auto g = torch::autograd::grad({(mine[0] * mine[0]).sum()}, mine);
+    adam.step(mine, g, 0.1);
+    ref.zero_grad();
+    (v * v).sum().backward();
+    ref.step();
+  }
+  EXPECT_TRUE(torch::allclose(mine[0], v, 1e-12, 1e-12));
+}
+
+TEST(Archive, RoundTripIsExactAndCorruptionIsRejected) {
+  const auto dir = test::temp_dir("archive");
+  const std::string path = (dir / "a.ckpt").string();
+  Archive a("checkpoint");
+  a.meta()["x"] = 3;
+  const Params p = FunctionalMlp({2, 3, 1}, Activation::Tanh).init(1);
+  put_params(a, "p/", p);
+  a.save(path);
+  const Archive b = Archive::load(path, "checkpoint");
+  EXPECT_EQ(b.meta()["x"], 3);
+  const Params q = get_params(b, "p/", p.size());
+  for (size_t i = 0; i < p.size(); ++i) EXPECT_TRUE(torch::equal(p[i], q[i]));
+  EXPECT_NE(error_of([&] { Archive::load(path, "loss"); }).find("expected a loss file"), std::string::npos);
+  // Flip one byte in the middle.
+  std::string bytes = test::read_text(path);
+  bytes[bytes.size() / 2] ^= 0x5A;
+  test::write_file(dir / "corrupt.ckpt", bytes);
+  EXPECT_NE(error_of([&] { Archive::load((dir / "corrupt.ckpt").string()); }).find("checksum mismatch"),
+            std::string::npos);
+  test::write_file(dir / "short.ckpt", test::read_text(path).substr(0, 40));
+  EXPECT_NE(error_of([&] { Archive::load((dir / "short.ckpt").string()); }).find("corrupt"), std::string::npos);
+  test::write_file(dir / "text.ckpt", "hello");
+  EXPECT_NE(error_of([&] { Archive::load((dir / "text.ckpt").string()); }).find("not an ml3 file"), std::string::npos);
+  EXPECT_NE(error_of([&] { Archive::load((dir / "missing.ckpt").string()); }).find("cannot open"), std::string::npos);
+}
+
+TEST(Collect, DeterministicAcrossThreadCountsAndLogProbsConsistent) {
+  const Config opts(find_env("reacher").schema);
+  PolicyConfig pc;
+  pc.hidden = {16};
+  std::vector<Batch> batches;
+  for (int threads : {1, 2}) {
+    VecEnv venv("reacher", opts, 6, threads);
+    GaussianPolicy pol(venv.spec().obs_dim, venv.spec().act_dim, pc);
+    const Params p = pol.init(1);
+    ObsNormalizer norm(venv.spec().obs_dim, true);
+    const auto tasks = sample_tasks(venv.env(0), Split::Train, 0, 6);
+    batches.push_back(collect(venv, pol, p, norm, tasks, 42, false));
+    // Stored log-probs are those of the policy for the stored actions.
+    Batch& b = batches.back();
+    torch::NoGradGuard ng;
+    const Tensor lp = pol.log_prob(pol.mean(b.obs, p), pol.log_std(p), b.actions);
+    EXPECT_TRUE(torch::allclose(lp, b.logp, 1e-4, 1e-4));
+    EXPECT_EQ(b.mask.sum().item<float>(), 6 * 50);
+    EXPECT_EQ(b.truncated.sum().item<float>(), 6);
+  }
+  EXPECT_TRUE(torch::equal(batches[0].actions, batches[1].actions));
+  EXPECT_TRUE(torch::equal(batches[0].rewards, batches[1].rewards));
+}
+
+// ---- trainer end to end ------------------------------------------------------
+std::vector<std::string> tiny(const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> o = {"env.name=pointmass",      "train.iterations=4",     "train.episodes_per_iteration=8",
+                                "train.checkpoint_every=2", "train.eval_every=2",     "train.eval_episodes=10",
+                                "pg.epochs=2",              "pg.minibatches=4",       "policy.hidden=16",
+                                "value.hidden=16",          "threads=2"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return o;
+}
+
+TrainSummary train_tiny(const fs::path& dir, const std::vector<std::string>& overrides, int stop_after = -1,
+                        bool force = true) {
+  TrainArgs a;
+  a.overrides = overrides;
+  a.config_path = "";
+  a.out_dir = dir.string();
+  a.force = force;
+  a.quiet = true;
+  a.stop_after = stop_after;
+  // train needs a config file: write one holding the overrides.
+  const fs::path cfg = dir.parent_path() / (dir.filename().string() + ".yaml");
+  test::write_file(cfg, "env:\n  name: pointmass\n");
+  a.config_path = cfg.string();
+  return run_train(a);
+}
+
+// metrics.csv without the wall-clock columns.
+std::vector<std::string> metric_rows(const fs::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::vector<std::string> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    j.erase("wall_seconds");
+    j.erase("steps_per_s");
+    rows.push_back(j.dump());
+  }
+  return rows;
+}
+
+TEST(Trainer, WritesARunFolderAndIsDeterministic) {
+  const auto root = test::temp_dir("train_det");
+  const TrainSummary s = train_tiny(root / "a", tiny());
+  for (const char* f : {"config.yaml", "metrics.csv", "metrics.jsonl", "summary.json", "learning_curve.png",
+                        "checkpoints/last.ckpt", "checkpoints/iter_000002.ckpt", "checkpoints/iter_000004.ckpt"})
+    EXPECT_TRUE(fs::exists(root / "a" / f)) << f;
+  const auto j = nlohmann::json::parse(test::read_text(root / "a" / "summary.json"));
+  for (const char* k : {"env", "algorithm", "env_steps", "wall_seconds", "final_success_rate", "final_distance_mean", "seed"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["env_steps"], 4 * 8 * 50);
+  EXPECT_EQ(metric_rows(root / "a").size(), 4u);
+  train_tiny(root / "b", tiny());
+  EXPECT_EQ(metric_rows(root / "a"), metric_rows(root / "b"));
+  train_tiny(root / "c", tiny({"seed=2"}));
+  EXPECT_NE(metric_rows(root / "a"), metric_rows(root / "c"));
+}
+
+TEST(Trainer, ResumedRunMatchesUninterruptedRun) {
+  const auto root = test::temp_dir("train_resume");
+  train_tiny(root / "full", tiny({"algorithm=reinforce"}));
+  train_tiny(root / "split", tiny({"algorithm=reinforce"}), 3);
+  EXPECT_FALSE(fs::exists(root / "split" / "summary.json"));
+  EXPECT_EQ(metric_rows(root / "split").size(), 3u);
+  TrainArgs r;
+  r.resume_dir = (root / "split").string();
+  r.quiet = true;
+  run_train(r);
+  EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "split"));
+  const Archive a = Archive::load((root / "full" / "checkpoints" / "last.ckpt").string());
+  const Archive b = Archive::load((root / "split" / "checkpoints" / "last.ckpt").string());
+  for (const auto& [name, blob] : a.blobs()) EXPECT_EQ(blob.bytes, b.get(name).bytes) << name;
+}
+
+TEST(Trainer, RefusesExistingRunFoldersUnlessForced) {
+  const auto root = test::temp_dir("train_exists");
+  train_tiny(root / "a", tiny({"train.iterations=1"}));
+  EXPECT_NE(error_of([&] { train_tiny(root / "a", tiny({"train.iterations=1"}), -1, false); }).find("already exists"),
+            std::string::npos);
+  EXPECT_NO_THROW(train_tiny(root / "a", tiny({"train.iterations=1"}), -1, true));
+  fs::create_directories(root / "precious");
+  test::write_file(root / "precious" / "thesis.tex", "x");
+  EXPECT_NE(error_of([&] { train_tiny(root / "precious", tiny({"train.iterations=1"})); }).find("not an ml3 run folder"),
+            std::string::npos);
+  EXPECT_TRUE(fs::exists(root / "precious" / "thesis.tex"));
+}
+
+TEST(Trainer, NonFiniteLossStopsAndKeepsTheLastGoodCheckpoint) {
+  const auto root = test::temp_dir("train_nan");
+  const std::string msg = error_of([&] { train_tiny(root / "a", tiny({"debug.nan_at_iteration=3"})); });
+  EXPECT_NE(msg.find("iteration 3: non-finite"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(iteration 2)"), std::string::npos) << msg;
+  const Archive last = Archive::load((root / "a" / "checkpoints" / "last.ckpt").string(), "checkpoint");
+  EXPECT_EQ(last.meta()["iteration"], 2);
+  EXPECT_EQ(metric_rows(root / "a").size(), 2u);
+  EXPECT_FALSE(fs::exists(root / "a" / "summary.json"));
+}
+
+TEST(Trainer, CorruptCheckpointIsDetectedNotLoaded) {
+  const auto root = test::temp_dir("train_corrupt");
+  train_tiny(root / "a", tiny(), 2);
+  const fs::path ck = root / "a" / "checkpoints" / "last.ckpt";
+  std::string bytes = test::read_text(ck);
+  test::write_file(ck, bytes.substr(0, bytes.size() - 100));
+  TrainArgs r;
+  r.resume_dir = (root / "a").string();
+  r.quiet = true;
+  EXPECT_NE(error_of([&] { run_train(r); }).find("checksum mismatch"), std::string::npos);
+  EvalArgs e;
+  e.checkpoint = ck.string();
+  EXPECT_NE(error_of([&] { run_eval(e); }).find("checksum mismatch"), std::string::npos);
+}
+
+TEST(Trainer, PpoImprovesAPointmassPolicy) {
+  // 30 iterations x 16 episodes: the deterministic test-split distance must
+  // drop well below the untrained policy's.
+  const auto root = test::temp_dir("train_learns");
+  train_tiny(root / "a", tiny({"train.iterations=30", "train.episodes_per_iteration=16", "train.eval_every=30",
+                               "policy.hidden=32,32", "value.hidden=32,32", "pg.epochs=4", "optim.lr=3e-3"}));
+  std::ifstream in(root / "a" / "metrics.jsonl");
+  std::string line, first, last;
+  std::getline(in, first);
+  while (std::getline(in, line)) last = line;
+  const double d0 = nlohmann::json::parse(first)["final_distance_mean"];
+  const auto j = nlohmann::json::parse(test::read_text(root / "a" / "summary.json"));
+  EXPECT_LT(j["final_distance_mean"].get<double>(), 0.6 * d0) << "start " << d0;
+}
+
+TEST(TrainConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
+  for (const char* name : {"pointmass_ppo", "reacher_ppo", "reacher_reinforce", "pusher_ppo"}) {
+    const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    const Config c = load_train_config(path, {});
+    const std::string text = test::read_text(path);
+    for (const auto& d : c.schema().params()) {
+      const std::string leaf = d.key.substr(d.key.rfind('.') + 1);
+      EXPECT_NE(text.find(leaf + ":"), std::string::npos) << name << " lacks " << d.key;
+    }
+  }
+  const std::string msg = error_of([] { load_train_config("", {"env.name=reacher", "optim.lrr=1"}); });
+  EXPECT_NE(msg.find("did you mean 'optim.lr'"), std::string::npos) << msg;
+  EXPECT_NE(error_of([] { load_train_config("", {"optim.lr=1"}); }).find("env.name' is required"), std::string::npos);
+  EXPECT_NE(error_of([] { load_train_config("", {"env.name=reacher", "optim.lr=-1"}); }).find("optim.lr"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_train_config("", {"env.name=reacher", "train.episodes_per_iteration=0"}); })
+                .find(">= 1"),
+            std::string::npos);
+}
+
+TEST(Cli, TrainAndEvalCommands) {
+  const auto root = test::temp_dir("cli_train");
+  test::write_file(root / "c.yaml", "env:\n  name: pointmass\n");
+  std::string args = "train --quiet --config " + (root / "c.yaml").string() + " --out " + (root / "run").string();
+  for (const auto& o : tiny({"train.iterations=2"})) args += " " + o;
+  auto r = test::run_ml3(args);
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = test::run_ml3(args);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("already exists"), std::string::npos) << r.out;
+  r = test::run_ml3("eval --run " + (root / "run").string() + " --split ood --episodes 5 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  for (const char* k : {"success_rate", "final_distance_mean", "return_mean", "episodes"}) EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["episodes"], 5);
+  EXPECT_EQ(test::run_ml3("train").code, 2);
+  EXPECT_EQ(test::run_ml3("eval").code, 2);
+  EXPECT_EQ(test::run_ml3("train --config " + (root / "c.yaml").string() + " --lr 3").code, 2);
+}
+
+}  // namespace
+}  // namespace ml3

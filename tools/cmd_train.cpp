@@ -17,8 +17,14 @@ void register_train_commands(CLI::App& app) {
   train->add_option("--stop-after", ta.stop_after, "Stop after this iteration (with a checkpoint); resume later")
       ->check(CLI::Range(1, 100000000));
   train->add_flag("--quiet", ta.quiet, "No progress line");
+  static bool print_config = false;
+  train->add_flag("--print-config", print_config, "Print the resolved config (file + overrides) and exit");
   train->add_option("overrides", ta.overrides, "key=value config overrides, e.g. optim.lr=1e-3 seed=2");
   train->callback([] {
+    if (print_config) {
+      std::cout << load_train_config(ta.config_path, ta.overrides).to_yaml();
+      return;
+    }
     const TrainSummary s = run_train(ta);
     if (!s.json.empty()) std::cout << s.json << "\n";
   });

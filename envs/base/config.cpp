@@ -208,10 +208,16 @@ Schema& Schema::add_int(const std::string& key, long value, const std::string& d
 Schema& Schema::add_double(const std::string& key, double value, const std::string& doc,
                            double min, double max, bool min_exclusive) {
   ParamDef d;
-  std::ostringstream os;
-  os.precision(17);
-  os << value;
-  d.key = key, d.type = ParamType::Double, d.default_value = os.str(), d.doc = doc;
+  // Shortest text that reads back as the same double.
+  std::string text;
+  for (int precision = 6; precision <= 17; ++precision) {
+    std::ostringstream os;
+    os.precision(precision);
+    os << value;
+    text = os.str();
+    if (std::strtod(text.c_str(), nullptr) == value) break;
+  }
+  d.key = key, d.type = ParamType::Double, d.default_value = text, d.doc = doc;
   d.min = min, d.max = max, d.min_exclusive = min_exclusive;
   return add(d);
 }
@@ -389,9 +395,9 @@ void emit_tree(YAML::Emitter& out, const KeyTree& tree, const std::map<std::stri
     const std::string& v = values.at(child.leaf->key);
     switch (child.leaf->type) {
       case ParamType::Int: out << std::stol(v); break;
-      case ParamType::Double: out << std::strtod(v.c_str(), nullptr); break;
+      case ParamType::Double: out << v; break;  // the text as given: round-trips exactly
       case ParamType::Bool: out << (v == "true"); break;
-      case ParamType::String: out << YAML::DoubleQuoted << v; break;
+      case ParamType::String: out << v; break;
       case ParamType::IntList:
         out << YAML::Flow << YAML::BeginSeq;
         for (const auto& item : split_list(v)) out << std::stoi(item);
