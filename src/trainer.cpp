@@ -117,7 +117,7 @@ using Clock = std::chrono::steady_clock;
 const std::vector<std::string> kMetricColumns = {
     "iteration",     "env_steps",     "wall_seconds",      "steps_per_s", "return_mean", "success_rate",
     "final_distance_mean", "policy_loss", "value_loss",    "entropy",     "approx_kl",   "clip_fraction",
-    "grad_norm",     "lr",            "eval_success_rate", "eval_final_distance_mean", "eval_return_mean"};
+    "grad_norm",     "lr",            "collect_seconds", "update_seconds",            "eval_success_rate", "eval_final_distance_mean", "eval_return_mean"};
 
 struct Checkpoint {
   int iteration = 0;
@@ -263,6 +263,7 @@ TrainSummary run_train(const TrainArgs& args) {
     const auto it_start = Clock::now();
     const auto tasks = sample_tasks(venv.env(0), Split::Train, mix_seed(seed, it), n_envs);
     Batch batch = collect(venv, ps.policy, pp, ps.norm, tasks, mix_seed(seed, (1ull << 32) + it), false);
+    const double collect_seconds = std::chrono::duration<double>(Clock::now() - it_start).count();
     if (it == nan_at) batch.rewards[0][0] = NAN;
     {
       // Normaliser statistics from this batch apply from the next rollout on.
@@ -273,6 +274,7 @@ TrainSummary run_train(const TrainArgs& args) {
     compute_gae(batch, lc.gamma, lc.gae_lambda);
     const double lr_scale = anneal ? 1.0 - static_cast<double>(it - 1) / iterations : 1.0;
     UpdateStats us;
+    const auto update_start = Clock::now();
     try {
       us = learner.update(batch, pp, vp, lr_scale, mix_seed(seed, (2ull << 32) + it));
       for (const auto* set : {&pp, &vp})
@@ -286,6 +288,7 @@ TrainSummary run_train(const TrainArgs& args) {
                                                std::to_string(Archive::load(last_path.string()).meta().at("iteration").get<int>()) + ")"
                                          : std::string("none yet")));
     }
+    const double update_seconds = std::chrono::duration<double>(Clock::now() - update_start).count();
     ck.iteration = it;
     ck.env_steps += batch.steps();
     const double it_seconds = std::chrono::duration<double>(Clock::now() - it_start).count();
@@ -303,7 +306,9 @@ TrainSummary run_train(const TrainArgs& args) {
                           {"approx_kl", us.approx_kl},
                           {"clip_fraction", us.clip_fraction},
                           {"grad_norm", us.grad_norm},
-                          {"lr", lc.lr * lr_scale}};
+                          {"lr", lc.lr * lr_scale},
+                          {"collect_seconds", collect_seconds},
+                          {"update_seconds", update_seconds}};
     if ((eval_every > 0 && it % eval_every == 0) || it == iterations) {
       const EvalResult ev = evaluate(eval_env, ps.policy, pp, ps.norm, Split::Test, eval_episodes, eval_seed);
       row["eval_success_rate"] = ev.success_rate;

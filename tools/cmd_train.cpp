@@ -17,10 +17,18 @@ void register_train_commands(CLI::App& app) {
   train->add_option("--stop-after", ta.stop_after, "Stop after this iteration (with a checkpoint); resume later")
       ->check(CLI::Range(1, 100000000));
   train->add_flag("--quiet", ta.quiet, "No progress line");
-  static bool print_config = false;
+  static bool print_config = false, print_schema = false;
+  train->add_flag("--print-schema", print_schema, "Print every config key (Markdown table) and exit");
   train->add_flag("--print-config", print_config, "Print the resolved config (file + overrides) and exit");
   train->add_option("overrides", ta.overrides, "key=value config overrides, e.g. optim.lr=1e-3 seed=2");
   train->callback([] {
+    if (print_schema) {
+      const std::string env = ta.config_path.empty() && ta.overrides.empty()
+                                  ? "reacher"
+                                  : peek_config_value(ta.config_path, ta.overrides, "env.name", "reacher");
+      std::cout << schema_markdown(train_schema(env));
+      return;
+    }
     if (print_config) {
       std::cout << load_train_config(ta.config_path, ta.overrides).to_yaml();
       return;
