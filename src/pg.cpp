@@ -32,9 +32,12 @@ Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, 
   b.mask = torch::zeros({T, N}, f32);
   b.trunc_obs = torch::zeros({T, N, od}, f32);
   b.time_frac = (torch::arange(T, f32) / static_cast<float>(T)).unsqueeze(1).expand({T, N}).contiguous();
-  b.goals = torch::zeros({N, spec.goal_dim}, f32);
-  for (int i = 0; i < N; ++i)
-    for (int k = 0; k < spec.goal_dim; ++k) b.goals[i][k] = tasks[i].goal[k];
+  {
+    auto g = torch::zeros({N, spec.goal_dim}, f32);
+    for (int i = 0; i < N; ++i)
+      for (int k = 0; k < spec.goal_dim; ++k) g[i][k] = tasks[i].goal[k];
+    b.goals = g.unsqueeze(0).expand({T, N, spec.goal_dim}).contiguous();
+  }
 
   std::vector<uint64_t> seeds(N);
   std::vector<Rng> noise;
@@ -142,6 +145,20 @@ void compute_gae(Batch& b, double gamma, double lambda) {
   b.returns = b.advantages + b.values;
 }
 
+void compute_rtg(Batch& b, double gamma) {
+  b.rtg = torch::zeros({b.T, b.N}, torch::kFloat32);
+  const auto r = b.rewards.accessor<float, 2>();
+  const auto mask = b.mask.accessor<float, 2>();
+  auto out = b.rtg.accessor<float, 2>();
+  for (int i = 0; i < b.N; ++i) {
+    double g = 0.0;
+    for (int t = b.T - 1; t >= 0; --t) {
+      g = mask[t][i] != 0.f ? r[t][i] + gamma * g : 0.0;
+      out[t][i] = static_cast<float>(g);
+    }
+  }
+}
+
 EvalResult evaluate(VecEnv& venv, const GaussianPolicy& policy, const Params& params, const ObsNormalizer& norm,
                     Split split, int episodes, uint64_t seed) {
   if (episodes != venv.size()) throw Error("internal: evaluate() runs one episode per env");
@@ -229,6 +246,12 @@ PolicyGradientLearner::PolicyGradientLearner(const LearnerConfig& cfg, const Gau
     throw Error("unknown algorithm '" + cfg.algorithm + "' (expected ppo or reinforce)");
 }
 
+PolicyGradientLearner::PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy,
+                                             const FunctionalMlp& value_net, std::unique_ptr<Objective> objective)
+    : cfg_(cfg), policy_(policy), value_net_(value_net), objective_(std::move(objective)) {
+  cfg_.algorithm = "ml3";
+}
+
 void PolicyGradientLearner::init_optimizers(const Params& policy_params, const Params& value_params) {
   policy_adam_ = Adam(policy_params, cfg_.adam_eps);
   value_adam_ = Adam(value_params, cfg_.adam_eps);
@@ -241,13 +264,53 @@ Minibatch select(const Minibatch& all, const Tensor& idx) {
   m.raw_obs = all.raw_obs.index_select(0, idx);
   m.actions = all.actions.index_select(0, idx);
   m.old_logp = all.old_logp.index_select(0, idx);
-  m.advantages = all.advantages.index_select(0, idx);
-  m.returns = all.returns.index_select(0, idx);
+  if (all.advantages.defined()) {
+    m.advantages = all.advantages.index_select(0, idx);
+    m.returns = all.returns.index_select(0, idx);
+  }
   m.rewards = all.rewards.index_select(0, idx);
   m.mask = all.mask.index_select(0, idx);
   m.time_frac = all.time_frac.index_select(0, idx);
+  m.goals = all.goals.index_select(0, idx);
+  m.rtg = all.rtg.index_select(0, idx);
   return m;
 }
+
+}  // namespace
+
+Minibatch flatten_batch(const Batch& batch) {
+  const int64_t od = batch.obs.size(2), ad = batch.actions.size(2), gd = batch.goals.size(2);
+  const Tensor keep = batch.mask.reshape({-1}).nonzero().squeeze(-1);
+  auto rows = [&](const Tensor& t, int64_t width) {
+    return (width > 0 ? t.reshape({-1, width}) : t.reshape({-1})).index_select(0, keep);
+  };
+  Minibatch all;
+  all.obs = rows(batch.obs, od);
+  all.raw_obs = rows(batch.raw_obs, od);
+  all.actions = rows(batch.actions, ad);
+  all.old_logp = rows(batch.logp, 0);
+  all.rewards = rows(batch.rewards, 0);
+  all.mask = rows(batch.mask, 0);
+  all.time_frac = rows(batch.time_frac, 0);
+  all.goals = rows(batch.goals, gd);
+  if (batch.rtg.defined()) all.rtg = rows(batch.rtg, 0);
+  if (batch.advantages.defined()) {
+    all.advantages = rows(batch.advantages, 0);
+    all.returns = rows(batch.returns, 0);
+  }
+  return all;
+}
+
+PolicyEval policy_eval(const GaussianPolicy& policy, const Params& params, const Minibatch& mb) {
+  PolicyEval ev;
+  ev.mean = policy.mean(mb.obs, params);
+  ev.log_std = policy.log_std(params);
+  ev.logp = policy.log_prob(ev.mean, ev.log_std, mb.actions);
+  ev.entropy = policy.entropy(ev.log_std);
+  return ev;
+}
+
+namespace {
 
 std::vector<int64_t> permutation(int64_t n, Rng& rng) {
   std::vector<int64_t> p(n);
@@ -263,19 +326,25 @@ void check_finite(double v, const char* what) {
 
 UpdateStats PolicyGradientLearner::update(Batch& batch, Params& pp, Params& vp, double lr_scale,
                                           uint64_t shuffle_seed) {
-  const int od = policy_.obs_dim(), ad = policy_.act_dim();
-  // Rows of running episodes only.
-  const Tensor keep = batch.mask.reshape({-1}).nonzero().squeeze(-1);
-  Minibatch all;
-  all.obs = batch.obs.reshape({-1, od}).index_select(0, keep);
-  all.raw_obs = batch.raw_obs.reshape({-1, od}).index_select(0, keep);
-  all.actions = batch.actions.reshape({-1, ad}).index_select(0, keep);
-  all.old_logp = batch.logp.reshape({-1}).index_select(0, keep);
-  all.advantages = batch.advantages.reshape({-1}).index_select(0, keep);
-  all.returns = batch.returns.reshape({-1}).index_select(0, keep);
-  all.rewards = batch.rewards.reshape({-1}).index_select(0, keep);
-  all.mask = batch.mask.reshape({-1}).index_select(0, keep);
-  all.time_frac = batch.time_frac.reshape({-1}).index_select(0, keep);
+  if (!batch.rtg.defined()) compute_rtg(batch, cfg_.gamma);
+  Minibatch all = flatten_batch(batch);
+  const bool ml3 = cfg_.algorithm == "ml3";
+  if (ml3) {
+    // One plain SGD step on the learned loss: no advantages, no value net.
+    const PolicyEval ev = policy_eval(policy_, pp, all);
+    const Tensor loss = objective_->policy_loss(all, ev, nullptr);
+    check_finite(loss.item<double>(), "learned loss");
+    auto grads = torch::autograd::grad({loss}, pp);
+    UpdateStats st;
+    st.grad_norm = clip_grad_norm(grads, 0.0);
+    check_finite(st.grad_norm, "learned-loss gradient");
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < pp.size(); ++i) pp[i].sub_(grads[i], cfg_.lr * lr_scale);
+    st.policy_loss = loss.item<double>();
+    st.entropy = ev.entropy.item<double>();
+    st.policy_updates = 1;
+    return st;
+  }
   if (cfg_.normalize_advantages)
     all.advantages = (all.advantages - all.advantages.mean()) / (all.advantages.std() + 1e-8);
   const int64_t B = all.obs.size(0);
@@ -284,11 +353,7 @@ UpdateStats PolicyGradientLearner::update(Batch& batch, Params& pp, Params& vp, 
   int value_steps = 0;
 
   auto policy_step = [&](const Minibatch& mb) {
-    PolicyEval ev;
-    ev.mean = policy_.mean(mb.obs, pp);
-    ev.log_std = policy_.log_std(pp);
-    ev.logp = policy_.log_prob(ev.mean, ev.log_std, mb.actions);
-    ev.entropy = policy_.entropy(ev.log_std);
+    const PolicyEval ev = policy_eval(policy_, pp, mb);
     LossStats ls;
     const Tensor pg_loss = objective_->policy_loss(mb, ev, &ls);
     const Tensor loss = pg_loss - cfg_.entropy_coef * ev.entropy;

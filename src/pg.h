@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "envs/base/config.h"
 #include "envs/vec_env.h"
 #include "models/nets.h"
 
@@ -25,8 +26,9 @@ struct Batch {
   Tensor trunc_obs;  // [T, N, obs_dim] normalised next obs where truncated (else 0)
   Tensor values;     // [T, N] V(obs) (filled by compute_values)
   Tensor bootstrap;  // [T, N] V(trunc_obs) where truncated (else 0)
-  Tensor goals;      // [N, goal_dim]
+  Tensor goals;      // [T, N, goal_dim] (one goal per episode, repeated over t)
   Tensor time_frac;  // [T, N] t / T
+  Tensor rtg;        // [T, N] discounted reward-to-go within the episode (compute_rtg)
   Tensor returns, advantages;  // [T, N] (compute_gae)
   // Episode statistics.
   double return_mean = 0, success_rate = 0, final_distance_mean = 0;
@@ -47,6 +49,10 @@ void compute_values(Batch& b, const FunctionalMlp& value_net, const Params& vpar
 // discounted return-to-go minus the baseline.
 void compute_gae(Batch& b, double gamma, double lambda);
 
+// Discounted reward-to-go (no bootstrap): the Monte-Carlo return a learned
+// loss sees as the "return-to-go" feature.
+void compute_rtg(Batch& b, double gamma);
+
 struct EvalResult {
   int episodes = 0;
   double success_rate = 0, final_distance_mean = 0, return_mean = 0;
@@ -62,8 +68,13 @@ struct PolicyEval {
 };
 // A minibatch: flattened rows of a Batch ([B, ...]).
 struct Minibatch {
-  Tensor obs, raw_obs, actions, old_logp, advantages, returns, rewards, mask, time_frac, goals;
+  Tensor obs, raw_obs, actions, old_logp, advantages, returns, rewards, mask, time_frac, goals, rtg;
 };
+// All rows of running episodes of a batch (advantages/returns only if computed).
+Minibatch flatten_batch(const Batch& b);
+// The policy's (differentiable) outputs on a minibatch.
+PolicyEval policy_eval(const GaussianPolicy& policy, const Params& params, const Minibatch& mb);
+
 struct LossStats {
   double approx_kl = 0, clip_fraction = 0;
 };
@@ -124,6 +135,8 @@ struct LearnerConfig {
   double entropy_coef = 0.0, max_grad_norm = 0.5;
   int epochs = 10, minibatches = 32;  // PPO: policy and value; REINFORCE: value only
   double clip = 0.2, target_kl = 0.0;
+  // "ml3": one plain SGD step (lr) per iteration on the learned loss passed to
+  // the learner; no value network, no clipping (as at meta-train time).
 };
 
 struct UpdateStats {
@@ -139,6 +152,9 @@ struct NonFiniteError : std::runtime_error {
 class PolicyGradientLearner {
  public:
   PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy, const FunctionalMlp& value_net);
+  // With an objective of the caller's (the learned loss): algorithm "ml3".
+  PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy, const FunctionalMlp& value_net,
+                        std::unique_ptr<Objective> objective);
   // One iteration's update on a collected batch; lr_scale multiplies both
   // learning rates (annealing). Shuffling uses Rng(shuffle_seed).
   UpdateStats update(Batch& batch, Params& policy_params, Params& value_params, double lr_scale,

@@ -95,3 +95,65 @@ void Progress::finish() {
 }
 
 }  // namespace ml3
+
+#include "envs/base/archive.h"
+
+namespace ml3 {
+
+fs::path open_run_folder(const std::string& config_path, const std::vector<std::string>& overrides,
+                         const std::string& out_dir, const std::string& resume_dir, bool force,
+                         const ConfigLoader& load, Config* cfg) {
+  if (!resume_dir.empty()) {
+    if (!overrides.empty() || !config_path.empty())
+      throw UsageError("--resume takes the run's own config.yaml; do not pass --config or overrides");
+    const fs::path dir(resume_dir);
+    if (!fs::exists(dir / "config.yaml")) throw Error(dir.string() + ": not a run folder (no config.yaml) to resume");
+    *cfg = load((dir / "config.yaml").string(), {});
+    return dir;
+  }
+  if (config_path.empty()) throw UsageError("needs --config FILE (or --resume DIR)");
+  *cfg = load(config_path, overrides);
+  const fs::path dir = out_dir.empty() ? fs::path("runs") / fs::path(config_path).stem() : fs::path(out_dir);
+  prepare_run_dir(dir, force);
+  write_file_atomic((dir / "config.yaml").string(), cfg->to_yaml());
+  return dir;
+}
+
+}  // namespace ml3
+
+namespace ml3 {
+namespace {
+// Keeps the rows of a metrics file up to `iteration` (resume).
+void truncate_file(const fs::path& path, int iteration, bool csv) {
+  if (!fs::exists(path)) return;
+  std::ifstream in(path);
+  std::string line, kept;
+  bool header = csv;
+  while (std::getline(in, line)) {
+    if (header) {
+      kept += line + "\n", header = false;
+      continue;
+    }
+    int it = -1;
+    if (csv) it = std::atoi(line.c_str());
+    else {
+      try {
+        it = nlohmann::json::parse(line).at("iteration").get<int>();
+      } catch (...) {
+        it = -1;
+      }
+    }
+    if (it >= 1 && it <= iteration) kept += line + "\n";
+  }
+  in.close();
+  write_file_atomic(path.string(), kept);
+}
+
+}  // namespace
+
+void truncate_metrics(const fs::path& dir, int iteration) {
+  truncate_file(dir / "metrics.csv", iteration, true);
+  truncate_file(dir / "metrics.jsonl", iteration, false);
+}
+
+}  // namespace ml3

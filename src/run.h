@@ -44,3 +44,21 @@ class Progress {
 };
 
 }  // namespace ml3
+
+#include <functional>
+
+#include "envs/base/config.h"
+
+namespace ml3 {
+// Opens the run folder of a command that writes one: with `resume_dir`, the
+// folder's own config.yaml (no other config or overrides allowed); else the
+// config file + overrides, a fresh folder (default runs/<config stem>) and
+// its config.yaml. Returns the folder; *cfg receives the resolved config.
+// Resume: keeps the metrics rows (CSV and JSON Lines) of iterations <= `iteration`.
+void truncate_metrics(const std::filesystem::path& dir, int iteration);
+
+using ConfigLoader = std::function<Config(const std::string&, const std::vector<std::string>&)>;
+std::filesystem::path open_run_folder(const std::string& config_path, const std::vector<std::string>& overrides,
+                                      const std::string& out_dir, const std::string& resume_dir, bool force,
+                                      const ConfigLoader& load, Config* cfg);
+}  // namespace ml3

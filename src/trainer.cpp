@@ -23,6 +23,33 @@ namespace fs = std::filesystem;
 
 namespace ml3 {
 
+void add_policy_keys(Schema& s) {
+  s.add_int_list("policy.hidden", {64, 64}, "policy MLP hidden sizes");
+  s.add_string("policy.activation", "tanh", "policy hidden activation", {"tanh", "relu", "elu"});
+  s.add_double("policy.init_log_std", -0.5, "initial log standard deviation of the actions");
+  s.add_double("policy.log_std_min", -5.0, "lower clamp of the log-std");
+  s.add_double("policy.log_std_max", 1.0, "upper clamp of the log-std");
+  s.add_bool("policy.obs_norm", true, "running observation normalisation (saved with the policy)");
+  s.add_int_list("value.hidden", {64, 64}, "value MLP hidden sizes");
+  s.add_string("value.activation", "tanh", "value hidden activation", {"tanh", "relu", "elu"});
+}
+
+void add_pg_keys(Schema& s) {
+  s.add_double("optim.lr", 3e-4, "policy Adam learning rate", 0.0, 10.0, true);
+  s.add_double("optim.value_lr", 1e-3, "value Adam learning rate", 0.0, 10.0, true);
+  s.add_double("optim.adam_eps", 1e-5, "Adam epsilon", 0.0, 1.0, true);
+  s.add_bool("optim.anneal_lr", true, "decay both learning rates linearly to 0 over the run");
+  s.add_double("optim.max_grad_norm", 0.5, "global gradient-norm clip (0: off)", 0.0);
+  s.add_double("pg.gamma", 0.99, "discount", 0.0, 1.0);
+  s.add_double("pg.gae_lambda", 0.95, "GAE lambda (1: Monte-Carlo return minus baseline)", 0.0, 1.0);
+  s.add_bool("pg.normalize_advantages", true, "normalise advantages per batch");
+  s.add_double("pg.entropy_coef", 0.0, "entropy bonus weight", 0.0);
+  s.add_int("pg.epochs", 10, "passes over the batch (PPO: policy and value; REINFORCE: value only)");
+  s.add_int("pg.minibatches", 32, "minibatches per pass");
+  s.add_double("ppo.clip", 0.2, "PPO ratio clip epsilon", 0.0, 1.0, true);
+  s.add_double("ppo.target_kl", 0.0, "stop the epochs when approx. KL exceeds this (0: off)", 0.0);
+}
+
 Schema train_schema(const std::string& env_name) {
   Schema s;
   s.add_int("seed", 1, "seed of everything random (init, goals, noise, shuffling)", 0);
@@ -37,27 +64,8 @@ Schema train_schema(const std::string& env_name) {
   s.add_int("train.eval_every", 25, "deterministic evaluation on the test split every K iterations (0: end only)", 0);
   s.add_int("train.eval_episodes", 100, "test goals per evaluation");
   s.add_int("train.eval_seed", 0, "seed of the evaluation goals (same goals for every run)", 0);
-  s.add_int_list("policy.hidden", {64, 64}, "policy MLP hidden sizes");
-  s.add_string("policy.activation", "tanh", "policy hidden activation", {"tanh", "relu", "elu"});
-  s.add_double("policy.init_log_std", -0.5, "initial log standard deviation of the actions");
-  s.add_double("policy.log_std_min", -5.0, "lower clamp of the log-std");
-  s.add_double("policy.log_std_max", 1.0, "upper clamp of the log-std");
-  s.add_bool("policy.obs_norm", true, "running observation normalisation (saved with the policy)");
-  s.add_int_list("value.hidden", {64, 64}, "value MLP hidden sizes");
-  s.add_string("value.activation", "tanh", "value hidden activation", {"tanh", "relu", "elu"});
-  s.add_double("optim.lr", 3e-4, "policy Adam learning rate", 0.0, 10.0, true);
-  s.add_double("optim.value_lr", 1e-3, "value Adam learning rate", 0.0, 10.0, true);
-  s.add_double("optim.adam_eps", 1e-5, "Adam epsilon", 0.0, 1.0, true);
-  s.add_bool("optim.anneal_lr", true, "decay both learning rates linearly to 0 over the run");
-  s.add_double("optim.max_grad_norm", 0.5, "global gradient-norm clip (0: off)", 0.0);
-  s.add_double("pg.gamma", 0.99, "discount", 0.0, 1.0);
-  s.add_double("pg.gae_lambda", 0.95, "GAE lambda (1: Monte-Carlo return minus baseline)", 0.0, 1.0);
-  s.add_bool("pg.normalize_advantages", true, "normalise advantages per batch");
-  s.add_double("pg.entropy_coef", 0.0, "entropy bonus weight", 0.0);
-  s.add_int("pg.epochs", 10, "passes over the batch (PPO: policy and value; REINFORCE: value only)");
-  s.add_int("pg.minibatches", 32, "minibatches per pass");
-  s.add_double("ppo.clip", 0.2, "PPO ratio clip epsilon", 0.0, 1.0, true);
-  s.add_double("ppo.target_kl", 0.0, "stop the epochs when approx. KL exceeds this (0: off)", 0.0);
+  add_policy_keys(s);
+  add_pg_keys(s);
   s.add_int("debug.nan_at_iteration", 0, "testing aid: inject a NaN reward at this iteration (0: off)", 0);
   return s;
 }
@@ -159,53 +167,14 @@ std::string fmt_count(double v) {
   return buf;
 }
 
-// Keeps the rows of a metrics file up to `iteration` (resume).
-void truncate_metrics(const fs::path& path, int iteration, bool csv) {
-  if (!fs::exists(path)) return;
-  std::ifstream in(path);
-  std::string line, kept;
-  bool header = csv;
-  while (std::getline(in, line)) {
-    if (header) {
-      kept += line + "\n", header = false;
-      continue;
-    }
-    int it = -1;
-    if (csv) it = std::atoi(line.c_str());
-    else {
-      try {
-        it = nlohmann::json::parse(line).at("iteration").get<int>();
-      } catch (...) {
-        it = -1;
-      }
-    }
-    if (it >= 1 && it <= iteration) kept += line + "\n";
-  }
-  in.close();
-  write_file_atomic(path.string(), kept);
-}
-
 }  // namespace
 
 // ---- the trainer -------------------------------------------------------------------
 TrainSummary run_train(const TrainArgs& args) {
   Config cfg;
-  fs::path run_dir;
   const bool resume = !args.resume_dir.empty();
-  if (resume) {
-    run_dir = args.resume_dir;
-    if (!args.overrides.empty() || !args.config_path.empty())
-      throw UsageError("--resume takes the run's own config.yaml; do not pass --config or overrides");
-    if (!fs::exists(run_dir / "config.yaml"))
-      throw Error(run_dir.string() + ": not a run folder (no config.yaml) to resume");
-    cfg = load_train_config((run_dir / "config.yaml").string(), {});
-  } else {
-    if (args.config_path.empty()) throw UsageError("train needs --config FILE (or --resume DIR)");
-    cfg = load_train_config(args.config_path, args.overrides);
-    run_dir = args.out_dir.empty() ? fs::path("runs") / fs::path(args.config_path).stem() : fs::path(args.out_dir);
-    prepare_run_dir(run_dir, args.force);
-    write_file_atomic((run_dir / "config.yaml").string(), cfg.to_yaml());
-  }
+  const fs::path run_dir = open_run_folder(args.config_path, args.overrides, args.out_dir, args.resume_dir,
+                                           args.force, load_train_config, &cfg);
 
   const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed"));
   const int threads = static_cast<int>(cfg.get_int("threads"));
@@ -246,8 +215,7 @@ TrainSummary run_train(const TrainArgs& args) {
     ck.iteration = a.meta().at("iteration").get<int>();
     ck.env_steps = a.meta().at("env_steps").get<int64_t>();
     ck.wall_seconds = a.meta().at("wall_seconds").get<double>();
-    truncate_metrics(run_dir / "metrics.csv", ck.iteration, true);
-    truncate_metrics(run_dir / "metrics.jsonl", ck.iteration, false);
+    truncate_metrics(run_dir, ck.iteration);
     std::fprintf(stderr, "resuming %s at iteration %d/%d\n", run_dir.c_str(), ck.iteration, iterations);
   }
 

@@ -9,6 +9,11 @@
 
 namespace ml3 {
 
+// Schema pieces shared with meta-training: policy.* and value.* networks;
+// optim.*, pg.*, ppo.* of the policy-gradient learners.
+void add_policy_keys(Schema& s);
+void add_pg_keys(Schema& s);
+
 // The full training schema for an environment (env.* keys depend on it).
 Schema train_schema(const std::string& env_name);
 // Loads a training config: env.name from the file/overrides picks the schema.

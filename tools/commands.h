@@ -10,5 +10,7 @@ namespace ml3 {
 void register_env_commands(CLI::App& app);
 // Adds the learning commands: train, eval.
 void register_train_commands(CLI::App& app);
+// Adds the meta-learning commands: meta-train, meta-test.
+void register_meta_commands(CLI::App& app);
 
 }  // namespace ml3

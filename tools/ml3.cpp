@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Show help for all sub-commands");
   ml3::register_env_commands(app);
   ml3::register_train_commands(app);
+  ml3::register_meta_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

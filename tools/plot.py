@@ -1,6 +1,7 @@
 """ml3 plots (run by the ml3 binary with Debian's python3-matplotlib).
 
 usage: python3 - curve METRICS_CSV OUT_PNG TITLE
+       python3 - meta METRICS_CSV OUT_PNG TITLE
        python3 - compare DATA_JSON OUT_PNG TITLE
 
 curve: a training run's learning curves (return, success, distance, losses)
@@ -56,6 +57,33 @@ def curve(csv_path, out_png, title):
     fig.savefig(out_png, dpi=90)
 
 
+def meta(csv_path, out_png, title):
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise SystemExit("no metrics rows in " + csv_path)
+    x = [num(r["iteration"]) for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    panels = [
+        ("task loss (REINFORCE surrogate after the inner step)", [("task_loss", "task loss")]),
+        ("success rate of pool policies", [("pool_success_rate", "before the inner step"), ("post_success_rate", "after")]),
+        ("return of pool policies", [("pool_return", "before"), ("post_return", "after")]),
+    ]
+    for ax, (label, series) in zip(axes, panels):
+        for key, name in series:
+            pts = [(xi, num(r.get(key))) for xi, r in zip(x, rows)]
+            pts = [(a, b) for a, b in pts if b is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", label=name, linewidth=0.8)
+        ax.set_xlabel("meta-iteration")
+        ax.set_ylabel(label, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+
+
 def compare(json_path, out_png, title):
     with open(json_path) as f:
         data = json.load(f)
@@ -81,4 +109,4 @@ def compare(json_path, out_png, title):
 
 if __name__ == "__main__":
     mode, src, out, title = sys.argv[1:5]
-    {"curve": curve, "compare": compare}[mode](src, out, title)
+    {"curve": curve, "meta": meta, "compare": compare}[mode](src, out, title)

@@ -1,0 +1,173 @@
+#pragma once
+// ML3's supervised sine-regression experiment (paper §IV.A; see
+// ../shared/ML3.md, "Supervised: sine regression"): meta-learn a loss
+// M_phi(prediction, target) such that one SGD step of a freshly initialised
+// regressor on mean_i softplus(M_phi(f_theta(x_i), t_i)) lowers the MSE, then
+// train new regressors (also of other architectures) with M_phi alone.
+//
+// Two implementations of the meta-gradient dL_T(theta')/dphi through the inner
+// step theta' = theta - alpha * dL_in/dtheta:
+//   - "eigen": hand-derived, forward-over-reverse, one inner step only. Since
+//     the regressor's outputs y_i at theta do not depend on phi,
+//       dL_T/dphi = -alpha * dS/dphi,  S = (1/n) sum_i ydot_i * d ell(y_i, t_i)/dy,
+//     with v = dL_T/dtheta' and ydot = J_theta(y) v (a JVP at the original
+//     theta); d ell/dy = sigmoid(o) * odot, odot the tangent of the loss net's
+//     pre-softplus output along the input direction [1, 0].
+//   - "autograd": LibTorch with create_graph=true, any number K of unrolled
+//     inner steps; the reference the fast path is tested against.
+//
+// Parameters travel as flat vectors, layer by layer: W [in x out] row-major,
+// then b [out] if the network has biases (the order of FunctionalMlp's tensor
+// list). This header is LibTorch-free.
+#include <cstdint>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "envs/base/config.h"
+
+namespace ml3 {
+
+// ---- configuration -------------------------------------------------------------
+// Keys: kind, seed, torch_threads, sine.* (see sine_schema() for the docs).
+Schema sine_schema();
+// Schema defaults, then the YAML file (if `path` is non-empty), then overrides.
+Config load_sine_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// ---- tasks and data ------------------------------------------------------------
+// y = amplitude * sin(x - phase), x ~ U[x_min, x_max].
+struct SineTask {
+  double amplitude = 1.0;
+  double phase = 3.141592653589793;
+  double x_min = -2.0, x_max = 2.0;
+};
+struct SineData {
+  std::vector<double> x, y;  // `points` values each
+};
+// The meta-training task: A = 1, p = pi, x in [-2, 2].
+SineTask sine_train_task();
+// `count` out-of-distribution tasks: A ~ U[0.2, 5], p ~ U[-pi, pi], x in [-5, 5].
+std::vector<SineTask> sine_test_tasks(int count, uint64_t seed);
+SineData sample_sine_data(const SineTask& task, int points, uint64_t seed);
+
+// ---- networks --------------------------------------------------------------------
+// An MLP with ReLU between layers and a linear output.
+struct MlpShape {
+  std::vector<int> sizes;  // input, hidden..., output
+  bool bias = true;
+  size_t num_layers() const { return sizes.size() - 1; }
+  size_t num_params() const;
+  size_t weight_offset(size_t layer) const;  // into the flat vector
+  size_t bias_offset(size_t layer) const;    // requires bias
+};
+// Regressor 1 - hidden... - 1, ReLU, with biases.
+MlpShape sine_regressor_shape(const std::vector<int>& hidden);
+// Learned loss 2 - hidden... - 1, ReLU, no biases; softplus is applied to its
+// output; input [prediction, target].
+MlpShape sine_loss_shape(const std::vector<int>& hidden);
+
+enum class SineInit {
+  Torch,   // W, b ~ U(+-1/sqrt(fan_in)): nn.Linear's default and FunctionalMlp::init's draw order
+  Xavier,  // W ~ U(+-sqrt(6/(fan_in+fan_out))), b = 0: the reference's reset()
+};
+SineInit parse_sine_init(const std::string& name);  // "torch" | "xavier"
+std::vector<double> init_mlp_params(const MlpShape& shape, SineInit init, uint64_t seed);
+
+// ---- the meta-gradient -----------------------------------------------------------
+enum class SineImpl { Eigen, Autograd };
+SineImpl parse_sine_impl(const std::string& name);  // "eigen" | "autograd"
+const char* sine_impl_name(SineImpl impl);
+
+struct SineProblem {
+  MlpShape regressor, loss;
+  double inner_lr = 1e-3;
+  int inner_steps = 1;    // K (eigen: 1 only)
+  bool float64 = false;   // compute in double (else float)
+};
+
+struct MetaGradient {
+  double task_loss = 0;   // L_T(theta_K)
+  double inner_loss = 0;  // L_in(theta_0)
+  std::vector<double> grad;  // dL_T/dphi, flat like phi
+};
+
+// dL_T(theta_K)/dphi with theta_{k+1} = theta_k - inner_lr * dL_in(theta_k)/dtheta.
+// Throws ml3::Error for eigen with inner_steps != 1 and on size mismatches.
+MetaGradient sine_meta_gradient(SineImpl impl, const SineProblem& problem, const std::vector<double>& theta,
+                                const std::vector<double>& phi, const SineData& data);
+
+// L_T(theta_K) in double (plain inner steps, no meta-gradient): for finite
+// differences. `relu_margin` (optional) receives the smallest |pre-activation|
+// of any ReLU in every forward pass involved, so a test can check that a
+// perturbation of size eps crosses no kink.
+double sine_task_loss_after_inner(const SineProblem& problem, const std::vector<double>& theta,
+                                  const std::vector<double>& phi, const SineData& data,
+                                  double* relu_margin = nullptr);
+
+// Trains a regressor from `theta` with `steps` plain SGD steps of size `lr` on
+// the learned loss (`phi` non-empty) or on the MSE (`phi` empty). Returns the
+// MSE on `data` before each step and after the last one (steps + 1 values);
+// `theta` is updated in place.
+std::vector<double> sine_train_regressor(SineImpl impl, const SineProblem& problem, std::vector<double>& theta,
+                                         const std::vector<double>& phi, const SineData& data, double lr,
+                                         int steps);
+
+// ---- the learned-loss file ---------------------------------------------------------
+// An Archive of kind "sine_loss": meta {format, sizes, input, activation, output,
+// float64, implementation, seed, ...} and one blob per layer ("phi.0", ...,
+// shape [in, out], f32 or f64 as trained).
+struct SineLoss {
+  std::vector<int> sizes;  // 2, hidden..., 1
+  bool float64 = false;    // stored precision (float values are stored exactly)
+  std::vector<double> phi;
+};
+// `extra_meta` entries are added to the file's metadata (e.g. seed, iterations).
+void save_sine_loss(const std::string& path, const SineLoss& loss,
+                    const nlohmann::json& extra_meta = nlohmann::json::object());
+// Validates kind, sizes and blob shapes; ml3::Error naming the file otherwise.
+SineLoss load_sine_loss(const std::string& path);
+
+// ---- meta-training -----------------------------------------------------------------
+// phi, its Adam state and the meta-training data; one step() = re-initialise the
+// regressor (seeded by the iteration), meta-gradient, Adam update of phi.
+class SineMetaLearner {
+ public:
+  explicit SineMetaLearner(const Config& cfg);
+  ~SineMetaLearner();
+  SineMetaLearner(const SineMetaLearner&) = delete;
+  SineMetaLearner& operator=(const SineMetaLearner&) = delete;
+
+  struct Step {
+    double task_loss = 0, inner_loss = 0, grad_norm = 0;
+  };
+  // Throws ml3::Error when the task loss or the gradient is not finite.
+  Step step(int iteration);
+  SineLoss loss() const;
+  const SineProblem& problem() const;
+  const SineData& data() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Meta-trains with `cfg` and writes into the existing folder `run_dir`:
+// config.yaml, metrics.csv / metrics.jsonl (iteration, task_loss, inner_loss,
+// grad_norm, step_ms), loss.ml3 and summary.json. Returns the summary JSON.
+std::string run_sine_meta_train(const Config& cfg, const std::string& run_dir, bool quiet);
+
+// Meta-test of a learned loss on sine.test_tasks OOD tasks x sine.test_seeds
+// regressor initialisations, for sine.regressor_hidden and sine.transfer_hidden:
+// sine.test_steps SGD steps (lr sine.inner_lr) on the learned loss vs on the
+// MSE, from the same initialisation. Returns JSON text:
+// {"split": "ood", "tasks", "seeds", "steps", "loss_file", "regressor": {"hidden",
+//  "mse_initial", "mse_learned_loss", "mse_mse", "learned_better_fraction",
+//  "per_task": [...]}, "transfer": {...}}.
+std::string run_sine_meta_test(const std::string& loss_file, const Config& cfg, bool quiet);
+
+// Median wall time (ms) of one meta step with `cfg` over `steps` steps (after a
+// short warm-up): the benchmark.
+double sine_meta_step_ms(const Config& cfg, int steps);
+
+}  // namespace ml3

@@ -1,0 +1,233 @@
+// ML3 for policies: outer-gradient correctness (finite differences, double),
+// learned-loss files, and meta-train / meta-test end to end (tiny, seconds).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "envs/base/archive.h"
+#include "envs/base/error.h"
+#include "src/ml3.h"
+#include "src/ml3_core.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+namespace {
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+Batch to_double(Batch b) {
+  for (Tensor* t : {&b.obs, &b.raw_obs, &b.actions, &b.logp, &b.rewards, &b.terminated, &b.truncated, &b.mask,
+                    &b.trunc_obs, &b.goals, &b.time_frac, &b.rtg})
+    if (t->defined()) *t = t->to(torch::kFloat64);
+  return b;
+}
+
+struct GradFixture {
+  LearnedLoss loss;
+  Params phi, theta;
+  GaussianPolicy policy;
+  Batch b1, b2;
+  double alpha = 0.3;
+
+  GradFixture() {
+    Config opts(find_env("pointmass").schema);
+    opts.apply_overrides({"episode_steps=8"});
+    VecEnv venv("pointmass", opts, 4, 1);
+    PolicyConfig pc;
+    pc.hidden = {5};
+    policy = GaussianPolicy(venv.spec().obs_dim, venv.spec().act_dim, pc);
+    theta = policy.init(3, true);
+    LearnedLossSpec ls;
+    ls.features = loss_feature_names();
+    ls.hidden = {6};
+    ls.obs_dim = venv.spec().obs_dim, ls.act_dim = venv.spec().act_dim, ls.goal_dim = venv.spec().goal_dim;
+    loss = LearnedLoss(ls);
+    phi = loss.init(4, true);
+    const ObsNormalizer raw(venv.spec().obs_dim, false);
+    const auto tasks = sample_tasks(venv.env(0), Split::Train, 0, 4);
+    const Params theta32 = clone_params(theta, false);
+    Params t32;
+    for (const auto& t : theta32) t32.push_back(t.to(torch::kFloat32));
+    b1 = collect(venv, policy, t32, raw, tasks, 1, false);
+    b2 = collect(venv, policy, t32, raw, tasks, 2, false);
+    compute_rtg(b1, 0.99);
+    compute_rtg(b2, 0.99);
+    b1 = to_double(b1), b2 = to_double(b2);
+    torch::NoGradGuard ng;
+    const Minibatch mb = flatten_batch(b1);
+    loss.update_stats(loss_inputs(mb, policy_eval(policy, theta, mb)));
+  }
+
+  // L_T(theta_K(phi)) with K inner steps on b1 (fixed data), task loss on b2.
+  Tensor outer(const Params& p, int K) const {
+    Params th = theta;
+    for (int k = 0; k < K; ++k) th = inner_step(loss, p, policy, th, flatten_batch(b1), alpha, true);
+    return task_loss(policy, th, b2);
+  }
+};
+
+double fd_relative_error(const GradFixture& f, int K) {
+  Params phi = clone_params(f.phi, true);
+  const auto g = torch::autograd::grad({f.outer(phi, K)}, phi);
+  double num = 0, den = 0;
+  const double eps = 1e-6;
+  for (size_t i = 0; i < phi.size(); ++i) {
+    auto flat = phi[i].detach().view({-1});
+    for (int64_t j = 0; j < flat.numel(); ++j) {
+      const double orig = flat[j].item<double>();
+      Params p = clone_params(phi, true);
+      p[i].detach().view({-1})[j] = orig + eps;
+      const double up = f.outer(p, K).item<double>();
+      p[i].detach().view({-1})[j] = orig - eps;
+      const double down = f.outer(p, K).item<double>();
+      const double fd = (up - down) / (2 * eps);
+      const double ad = g[i].view({-1})[j].item<double>();
+      num += (fd - ad) * (fd - ad), den += fd * fd;
+    }
+  }
+  return std::sqrt(num / den);
+}
+
+TEST(Ml3Gradient, OuterGradientMatchesFiniteDifferences) {
+  GradFixture f;
+  EXPECT_LE(fd_relative_error(f, 1), 1e-6);
+  EXPECT_LE(fd_relative_error(f, 2), 1e-6);
+}
+
+TEST(Ml3Gradient, LearnedLossDependsOnThePolicyOnlyThroughItsOutputs) {
+  GradFixture f;
+  EXPECT_THROW(parse_loss_features("obs,goal,reward"), Error);
+  // With features that include policy_mean, the inner gradient is non-zero.
+  Params theta = clone_params(f.theta, true);
+  const Params th1 = inner_step(f.loss, f.phi, f.policy, theta, flatten_batch(f.b1), f.alpha, false);
+  double moved = 0;
+  for (size_t i = 0; i < theta.size(); ++i) moved += (th1[i] - theta[i]).abs().sum().item<double>();
+  EXPECT_GT(moved, 0.0);
+}
+
+TEST(LearnedLossFile, RoundTripIsBitExactAndCorruptionIsRejected) {
+  GradFixture f;
+  const auto dir = test::temp_dir("lossfile");
+  const std::string path = (dir / "loss.ml3").string();
+  f.loss.save(path, f.phi, {{"env", "pointmass"}});
+  Params phi2;
+  nlohmann::json meta;
+  const LearnedLoss l2 = LearnedLoss::load(path, &phi2, &meta);
+  EXPECT_EQ(meta["env"], "pointmass");
+  for (size_t i = 0; i < phi2.size(); ++i) EXPECT_TRUE(torch::equal(f.phi[i], phi2[i]));
+  const Minibatch mb = flatten_batch(f.b1);
+  const auto in = loss_inputs(mb, policy_eval(f.policy, f.theta, mb));
+  EXPECT_EQ(f.loss.loss(in, f.phi).item<double>(), l2.loss(in, phi2).item<double>());
+  std::string bytes = test::read_text(path);
+  bytes[bytes.size() / 3] ^= 1;
+  test::write_file(dir / "bad.ml3", bytes);
+  EXPECT_NE(error_of([&] { LearnedLoss::load((dir / "bad.ml3").string(), nullptr); }).find("checksum mismatch"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { l2.check_dims(10, 2, 2, "reacher"); }).find("meta-trained for obs/act/goal sizes 8/2/2"),
+            std::string::npos);
+}
+
+std::vector<std::string> tiny_meta(const std::vector<std::string>& extra = {}) {
+  std::vector<std::string> o = {"env.name=pointmass",       "meta.iterations=6",       "meta.tasks_per_iteration=2",
+                                "meta.pool_size=2",         "meta.episodes_per_task=8", "meta.checkpoint_every=3",
+                                "policy.hidden=16",         "loss.hidden=8",           "meta_test.updates=6",
+                                "meta_test.seeds=2",        "meta_test.eval_every=3",  "meta_test.eval_episodes=8",
+                                "baselines.epochs=2",       "baselines.minibatches=2", "value.hidden=8"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return o;
+}
+
+fs::path write_cfg(const fs::path& dir) {
+  test::write_file(dir / "meta.yaml", "kind: policy\nenv:\n  name: pointmass\npolicy:\n  obs_norm: false\n");
+  return dir / "meta.yaml";
+}
+
+std::vector<std::string> metric_rows(const fs::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::vector<std::string> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* k : {"wall_seconds", "seconds", "collect_seconds"}) j.erase(k);
+    rows.push_back(j.dump());
+  }
+  return rows;
+}
+
+TEST(MetaTrain, RunFolderResumeAndDeterminism) {
+  const auto root = test::temp_dir("metatrain");
+  MetaTrainArgs a;
+  a.config_path = write_cfg(root).string();
+  a.overrides = tiny_meta();
+  a.quiet = true;
+  a.out_dir = (root / "full").string();
+  const auto summary = nlohmann::json::parse(run_meta_train(a));
+  EXPECT_EQ(summary["iterations"], 6);
+  for (const char* f : {"config.yaml", "metrics.csv", "loss.ml3", "summary.json", "checkpoints/last.ckpt", "meta_curve.png"})
+    EXPECT_TRUE(fs::exists(root / "full" / f)) << f;
+  a.out_dir = (root / "split").string();
+  a.stop_after = 4;
+  EXPECT_EQ(run_meta_train(a), "");
+  MetaTrainArgs r;
+  r.resume_dir = (root / "split").string();
+  r.quiet = true;
+  run_meta_train(r);
+  EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "split"));
+  Params p1, p2;
+  LearnedLoss::load((root / "full" / "loss.ml3").string(), &p1);
+  LearnedLoss::load((root / "split" / "loss.ml3").string(), &p2);
+  for (size_t i = 0; i < p1.size(); ++i) EXPECT_TRUE(torch::equal(p1[i], p2[i]));
+}
+
+TEST(MetaTest, ComparesMethodsAndWritesCurves) {
+  const auto root = test::temp_dir("metatest");
+  MetaTrainArgs a;
+  a.config_path = write_cfg(root).string();
+  a.overrides = tiny_meta({"meta.iterations=2"});
+  a.quiet = true;
+  a.out_dir = (root / "mt").string();
+  run_meta_train(a);
+  MetaTestArgs t;
+  t.loss_file = (root / "mt" / "loss.ml3").string();
+  t.config_path = a.config_path;
+  t.overrides = tiny_meta({"policy.hidden=8,8"});  // another architecture than at meta-train time
+  t.out_dir = (root / "test").string();
+  t.split = "ood";
+  t.quiet = true;
+  const auto j = nlohmann::json::parse(run_meta_test(t));
+  EXPECT_EQ(j["split"], "ood");
+  ASSERT_EQ(j["methods"].size(), 3u);
+  for (const auto& m : j["methods"])
+    for (const char* k : {"name", "final_success_rate", "final_distance_mean", "updates_to_threshold"})
+      EXPECT_TRUE(m.contains(k)) << k;
+  EXPECT_TRUE(j.contains("headline"));
+  EXPECT_TRUE(fs::exists(root / "test" / "curves.png"));
+  EXPECT_FALSE(meta_test_table(j.dump()).empty());
+  // A loss for another environment is refused.
+  t.overrides = {"env.name=reacher"};
+  t.force = true;
+  EXPECT_NE(error_of([&] { run_meta_test(t); }).find("meta-trained for"), std::string::npos);
+}
+
+TEST(MetaConfig, RejectsBadKeys) {
+  EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "meta.inner_lrr=1"}); }).find("did you mean 'meta.inner_lr'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "loss.features=obs,velocity"}); })
+                .find("unknown learned-loss feature 'velocity'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "policy.obs_norm=true"}); }).find("raw observations"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace ml3
