@@ -56,12 +56,11 @@ LearnedLoss::LearnedLoss(const LearnedLossSpec& spec) : spec_(spec) {
   sizes.insert(sizes.end(), spec_.hidden.begin(), spec_.hidden.end());
   sizes.push_back(1);
   mlp_ = FunctionalMlp(sizes, spec_.activation);
-  mean_.assign(input_dim_, 0.0);
-  m2_.assign(input_dim_, 0.0);
+  moments_ = RunningMoments(input_dim_);
   refresh_norm();
 }
 
-Params LearnedLoss::init(uint64_t seed, bool float64) const { return mlp_.init(seed, 1.0, float64); }
+Params LearnedLoss::init(uint64_t seed, bool float64) const { return mlp_.init(seed, spec_.init_scale, float64); }
 
 Tensor LearnedLoss::features(const LossFeatureInputs& in) const {
   std::vector<Tensor> parts;
@@ -91,29 +90,17 @@ void LearnedLoss::update_stats(const LossFeatureInputs& in) {
   LossFeatureInputs src = in;
   src.mean = in.action.to(in.mean.scalar_type());
   const Tensor f = features(src).detach().to(torch::kFloat64).reshape({-1, input_dim_}).contiguous();
-  const int64_t n = f.size(0);
-  if (n == 0) return;
-  const Tensor bm = f.mean(0);
-  const Tensor bm2 = (f - bm).pow(2).sum(0);
-  const double* bmp = bm.data_ptr<double>();
-  const double* bm2p = bm2.data_ptr<double>();
-  const double total = count_ + n;
-  for (int j = 0; j < input_dim_; ++j) {
-    const double delta = bmp[j] - mean_[j];
-    mean_[j] += delta * n / total;
-    m2_[j] += bm2p[j] + delta * delta * count_ * n / total;
-  }
-  count_ = total;
+  moments_.update(f.data_ptr<double>(), f.size(0));
   refresh_norm();
 }
 
 void LearnedLoss::refresh_norm() {
   norm_mean_ = torch::zeros({input_dim_}, torch::kFloat64);
   norm_inv_std_ = torch::ones({input_dim_}, torch::kFloat64);
-  if (count_ <= 0) return;
+  if (moments_.count <= 0) return;
   for (int j = 0; j < input_dim_; ++j) {
-    norm_mean_[j] = mean_[j];
-    norm_inv_std_[j] = 1.0 / std::sqrt(m2_[j] / count_ + 1e-8);
+    norm_mean_[j] = moments_.mean[j];
+    norm_inv_std_[j] = 1.0 / std::sqrt(moments_.variance(j) + 1e-8);
   }
 }
 
@@ -125,9 +112,9 @@ void LearnedLoss::put(Archive& a, const std::string& prefix, const Params& phi) 
                          {"act_dim", spec_.act_dim},
                          {"goal_dim", spec_.goal_dim}};
   a.meta()[prefix + "spec"] = spec;
-  a.put_f64(prefix + "norm/mean", mean_);
-  a.put_f64(prefix + "norm/m2", m2_);
-  a.put_f64(prefix + "norm/count", {count_});
+  a.put_f64(prefix + "norm/mean", moments_.mean);
+  a.put_f64(prefix + "norm/m2", moments_.m2);
+  a.put_f64(prefix + "norm/count", {moments_.count});
   put_params(a, prefix + "phi/", phi);
 }
 
@@ -153,10 +140,11 @@ LearnedLoss LearnedLoss::get(const Archive& a, const std::string& prefix, Params
     throw Error(path + ": " + e.what());
   }
   LearnedLoss loss(spec);
-  loss.mean_ = a.get_f64(prefix + "norm/mean");
-  loss.m2_ = a.get_f64(prefix + "norm/m2");
-  loss.count_ = a.get_f64(prefix + "norm/count").at(0);
-  if (static_cast<int>(loss.mean_.size()) != loss.input_dim_ || loss.m2_.size() != loss.mean_.size())
+  loss.moments_.mean = a.get_f64(prefix + "norm/mean");
+  loss.moments_.m2 = a.get_f64(prefix + "norm/m2");
+  loss.moments_.count = a.get_f64(prefix + "norm/count").at(0);
+  if (static_cast<int>(loss.moments_.mean.size()) != loss.input_dim_ ||
+      loss.moments_.m2.size() != loss.moments_.mean.size())
     throw Error(path + ": normalisation statistics do not match the features");
   loss.refresh_norm();
   const Params expected = loss.init(0);

@@ -27,6 +27,10 @@ struct LearnedLossSpec {
   std::vector<int> hidden{32, 32};
   Activation activation = Activation::Tanh;
   int obs_dim = 0, act_dim = 0, goal_dim = 0;
+  // Scale of the output layer at initialisation. Small: an untrained loss
+  // then pushes policies only gently, instead of driving a pool of policies
+  // off in an arbitrary direction before meta-training has shaped it.
+  double init_scale = 0.01;
 };
 
 // Parses "obs,goal,policy_mean" (or "all"); unknown names raise ml3::Error.
@@ -39,7 +43,7 @@ class LearnedLoss {
 
   int input_dim() const { return input_dim_; }
   const LearnedLossSpec& spec() const { return spec_; }
-  Params init(uint64_t seed, bool float64 = false) const;
+  Params init(uint64_t seed, bool float64 = false) const;  // output layer scaled by spec.init_scale
 
   // [B, input_dim] in the spec's feature order (not normalised).
   Tensor features(const LossFeatureInputs& in) const;
@@ -52,7 +56,7 @@ class LearnedLoss {
   // (the mean of a freshly initialised policy is ~0 with a tiny spread, and
   // dividing by that spread would make the loss explode with the policy).
   void update_stats(const LossFeatureInputs& in);
-  double stats_count() const { return count_; }
+  double stats_count() const { return moments_.count; }
 
   // Into/out of an archive under `prefix` (checkpoints hold one too).
   void put(Archive& a, const std::string& prefix, const Params& phi) const;
@@ -70,8 +74,7 @@ class LearnedLoss {
   LearnedLossSpec spec_;
   FunctionalMlp mlp_;
   int input_dim_ = 0;
-  double count_ = 0;
-  std::vector<double> mean_, m2_;
+  RunningMoments moments_;
   Tensor norm_mean_, norm_inv_std_;  // float64 copies of the statistics
 };
 

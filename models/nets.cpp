@@ -81,38 +81,40 @@ Tensor FunctionalMlp::forward(const Tensor& x, const Params& params, size_t offs
   return h.reshape(lead);
 }
 
-ObsNormalizer::ObsNormalizer(int dim, bool enabled, double clip)
-    : dim_(dim), enabled_(enabled), clip_(clip), mean_(dim, 0.0), m2_(dim, 0.0) {}
-
-void ObsNormalizer::update(const double* rows, int64_t n) {
-  if (!enabled_ || n == 0) return;
-  // Batch mean/M2, then Chan et al.'s parallel combination (order-fixed, so
-  // deterministic).
-  std::vector<double> bm(dim_, 0.0), bm2(dim_, 0.0);
+void RunningMoments::update(const double* rows, int64_t n) {
+  const size_t dim = mean.size();
+  if (n == 0) return;
+  std::vector<double> bm(dim, 0.0), bm2(dim, 0.0);
   for (int64_t i = 0; i < n; ++i)
-    for (int j = 0; j < dim_; ++j) bm[j] += rows[i * dim_ + j];
-  for (int j = 0; j < dim_; ++j) bm[j] /= n;
+    for (size_t j = 0; j < dim; ++j) bm[j] += rows[i * dim + j];
+  for (size_t j = 0; j < dim; ++j) bm[j] /= n;
   for (int64_t i = 0; i < n; ++i)
-    for (int j = 0; j < dim_; ++j) {
-      const double d = rows[i * dim_ + j] - bm[j];
+    for (size_t j = 0; j < dim; ++j) {
+      const double d = rows[i * dim + j] - bm[j];
       bm2[j] += d * d;
     }
-  const double total = count_ + n;
-  for (int j = 0; j < dim_; ++j) {
-    const double delta = bm[j] - mean_[j];
-    mean_[j] += delta * n / total;
-    m2_[j] += bm2[j] + delta * delta * count_ * n / total;
+  const double total = count + n;
+  for (size_t j = 0; j < dim; ++j) {
+    const double delta = bm[j] - mean[j];
+    mean[j] += delta * n / total;
+    m2[j] += bm2[j] + delta * delta * count * n / total;
   }
-  count_ = total;
+  count = total;
+}
+
+ObsNormalizer::ObsNormalizer(int dim, bool enabled, double clip)
+    : dim_(dim), enabled_(enabled), clip_(clip), moments_(dim) {}
+
+void ObsNormalizer::update(const double* rows, int64_t n) {
+  if (enabled_) moments_.update(rows, n);
 }
 
 void ObsNormalizer::normalize(const double* in, float* out, int64_t n) const {
   for (int64_t i = 0; i < n; ++i)
     for (int j = 0; j < dim_; ++j) {
       double v = in[i * dim_ + j];
-      if (enabled_ && count_ > 0) {
-        const double var = m2_[j] / count_;
-        v = (v - mean_[j]) / std::sqrt(var + 1e-8);
+      if (enabled_ && moments_.count > 0) {
+        v = (v - moments_.mean[j]) / std::sqrt(moments_.variance(j) + 1e-8);
         v = std::min(clip_, std::max(-clip_, v));
       }
       out[i * dim_ + j] = static_cast<float>(v);
@@ -120,9 +122,9 @@ void ObsNormalizer::normalize(const double* in, float* out, int64_t n) const {
 }
 
 void ObsNormalizer::save(Archive& a, const std::string& prefix) const {
-  a.put_f64(prefix + "mean", mean_);
-  a.put_f64(prefix + "m2", m2_);
-  a.put_f64(prefix + "state", {count_, clip_, enabled_ ? 1.0 : 0.0, static_cast<double>(dim_)});
+  a.put_f64(prefix + "mean", moments_.mean);
+  a.put_f64(prefix + "m2", moments_.m2);
+  a.put_f64(prefix + "state", {moments_.count, clip_, enabled_ ? 1.0 : 0.0, static_cast<double>(dim_)});
 }
 
 void ObsNormalizer::load(const Archive& a, const std::string& prefix) {
@@ -130,9 +132,9 @@ void ObsNormalizer::load(const Archive& a, const std::string& prefix) {
   if (st.size() != 4 || static_cast<int>(st[3]) != dim_)
     throw Error(a.path() + ": observation normaliser has dimension " + std::to_string(st.size() == 4 ? st[3] : -1) +
                 ", the environment has " + std::to_string(dim_));
-  count_ = st[0], clip_ = st[1], enabled_ = st[2] != 0.0;
-  mean_ = a.get_f64(prefix + "mean");
-  m2_ = a.get_f64(prefix + "m2");
+  moments_.count = st[0], clip_ = st[1], enabled_ = st[2] != 0.0;
+  moments_.mean = a.get_f64(prefix + "mean");
+  moments_.m2 = a.get_f64(prefix + "m2");
 }
 
 GaussianPolicy::GaussianPolicy(int obs_dim, int act_dim, const PolicyConfig& cfg)

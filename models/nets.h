@@ -44,6 +44,17 @@ class FunctionalMlp {
   bool bias_ = true;
 };
 
+// Running per-dimension mean and variance: batch moments merged with Chan et
+// al.'s parallel update in double (order-fixed, so deterministic).
+struct RunningMoments {
+  RunningMoments() = default;
+  explicit RunningMoments(int dim) : mean(dim, 0.0), m2(dim, 0.0) {}
+  void update(const double* rows, int64_t n);  // n rows of mean.size() values
+  double variance(int j) const { return count > 0 ? m2[j] / count : 1.0; }
+  std::vector<double> mean, m2;
+  double count = 0.0;
+};
+
 // Running mean/variance of observations (parallel Welford in double),
 // applied as clip((x - mean) / sqrt(var + eps), -clip, clip).
 class ObsNormalizer {
@@ -60,8 +71,8 @@ class ObsNormalizer {
  private:
   int dim_ = 0;
   bool enabled_ = false;
-  double clip_ = 10.0, count_ = 0.0;
-  std::vector<double> mean_, m2_;
+  double clip_ = 10.0;
+  RunningMoments moments_;
 };
 
 // Diagonal Gaussian policy over an MLP mean with a state-independent learned

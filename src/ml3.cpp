@@ -46,9 +46,11 @@ Params inner_step(const LearnedLoss& loss, const Params& phi, const GaussianPoli
   const PolicyEval ev = policy_eval(policy, theta, mb);
   const Tensor l = loss.loss(loss_inputs(mb, ev), phi);
   if (inner_loss) *inner_loss = l.item<double>();
-  const auto g = torch::autograd::grad({l}, theta, {}, create_graph, create_graph);
+  // allow_unused: with features that do not include log_prob, the log-std
+  // does not enter the loss (its gradient is zero).
+  const auto g = torch::autograd::grad({l}, theta, {}, create_graph, create_graph, /*allow_unused=*/true);
   Params out;
-  for (size_t i = 0; i < theta.size(); ++i) out.push_back(theta[i] - alpha * g[i]);
+  for (size_t i = 0; i < theta.size(); ++i) out.push_back(g[i].defined() ? theta[i] - alpha * g[i] : theta[i]);
   return out;
 }
 
@@ -80,6 +82,7 @@ Schema meta_schema(const std::string& env_name) {
                "policy_mean, log_prob (or all)");
   s.add_int_list("loss.hidden", {32, 32}, "learned-loss MLP hidden sizes");
   s.add_string("loss.activation", "tanh", "learned-loss hidden activation", {"tanh", "relu", "elu"});
+  s.add_double("loss.init_scale", 0.01, "scale of the learned loss's output layer at initialisation", 0.0, 10.0, true);
   s.add_int("loss.norm_iterations", 50, "meta-iterations whose features set the input normalisation (then frozen)");
   s.add_int("meta.iterations", 1000, "outer (meta) iterations");
   s.add_int("meta.tasks_per_iteration", 4, "tasks (batches of train goals) per outer gradient");
@@ -116,12 +119,7 @@ Schema meta_schema(const std::string& env_name) {
 }
 
 Config load_meta_config(const std::string& path, const std::vector<std::string>& overrides) {
-  const std::string env = peek_config_value(path, overrides, "env.name", "");
-  if (env.empty()) throw Error((path.empty() ? std::string("config") : path) + ": key 'env.name' is required");
-  find_env(env);
-  Config c(meta_schema(env));
-  if (!path.empty()) c.load_yaml_file(path);
-  c.apply_overrides(overrides);
+  Config c = load_env_config(path, overrides, meta_schema);
   if (c.get_bool("policy.obs_norm"))
     throw Error((path.empty() ? std::string("config") : path) +
                 ": key 'policy.obs_norm': meta-learning trains policies on raw observations; set it to false");
@@ -139,6 +137,7 @@ LearnedLossSpec loss_spec(const Config& c, const EnvSpec& env) {
   s.features = parse_loss_features(c.get_string("loss.features"));
   s.hidden = c.get_int_list("loss.hidden");
   s.activation = parse_activation(c.get_string("loss.activation"));
+  s.init_scale = c.get_double("loss.init_scale");
   s.obs_dim = env.obs_dim, s.act_dim = env.act_dim, s.goal_dim = env.goal_dim;
   return s;
 }
@@ -152,7 +151,7 @@ bool all_finite(const Params& p) {
 const std::vector<std::string> kMetaColumns = {"iteration",    "wall_seconds", "seconds",       "task_loss",
                                                "inner_loss",   "pool_success_rate", "post_success_rate",
                                                "pool_return",  "post_return",  "grad_norm",     "skipped", "resets",
-                                               "collect_seconds"};
+                                               "collect_seconds", "pool_log_std"};
 
 struct PoolSlot {
   Params theta;
@@ -246,7 +245,7 @@ std::string run_meta_train(const MetaTrainArgs& args) {
     const auto it_start = Clock::now();
     Params acc;
     int ok = 0, skipped = 0;
-    double task_l = 0, inner_l = 0, pool_s = 0, post_s = 0, pool_r = 0, post_r = 0, collect_s = 0;
+    double task_l = 0, inner_l = 0, pool_s = 0, post_s = 0, pool_r = 0, post_r = 0, collect_s = 0, log_std_sum = 0;
     for (int k = 0; k < n_tasks; ++k) {
       PoolSlot& slot = pool[(static_cast<size_t>(it - 1) * n_tasks + k) % pool_size];
       const uint64_t tseed = mix_seed(seed, static_cast<uint64_t>(it) * 1000 + k);
@@ -290,6 +289,7 @@ std::string run_meta_train(const MetaTrainArgs& args) {
       ++ok;
       task_l += lt.item<double>(), inner_l += il;
       pool_s += b1.success_rate, post_s += b2.success_rate, pool_r += b1.return_mean, post_r += b2.return_mean;
+      log_std_sum += ps.policy.log_std(theta_k).mean().item<double>();
       slot.theta = clone_params(theta_k, true);
       if (fresh_schedule || ++slot.age >= reset_every) reset_slot(slot);
     }
@@ -308,7 +308,8 @@ std::string run_meta_train(const MetaTrainArgs& args) {
                           {"task_loss", task_l / n},   {"inner_loss", inner_l / n},  {"pool_success_rate", pool_s / n},
                           {"post_success_rate", post_s / n}, {"pool_return", pool_r / n}, {"post_return", post_r / n},
                           {"grad_norm", gn},           {"skipped", skipped},         {"resets", resets},
-                          {"collect_seconds", collect_s}};
+                          {"collect_seconds", collect_s},
+                          {"pool_log_std", log_std_sum / n}};
     metrics.append(row);
     if (it % ck_every == 0 || it == stop_at) save_all(it, wall0 + since(t0));
     char line[160];

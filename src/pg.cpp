@@ -334,7 +334,9 @@ UpdateStats PolicyGradientLearner::update(Batch& batch, Params& pp, Params& vp, 
     const PolicyEval ev = policy_eval(policy_, pp, all);
     const Tensor loss = objective_->policy_loss(all, ev, nullptr);
     check_finite(loss.item<double>(), "learned loss");
-    auto grads = torch::autograd::grad({loss}, pp);
+    auto grads = torch::autograd::grad({loss}, pp, {}, false, false, /*allow_unused=*/true);
+    for (size_t i = 0; i < grads.size(); ++i)
+      if (!grads[i].defined()) grads[i] = torch::zeros_like(pp[i]);
     UpdateStats st;
     st.grad_norm = clip_grad_norm(grads, 0.0);
     check_finite(st.grad_norm, "learned-loss gradient");

@@ -70,14 +70,19 @@ Schema train_schema(const std::string& env_name) {
   return s;
 }
 
-Config load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+Config load_env_config(const std::string& path, const std::vector<std::string>& overrides,
+                       Schema (*schema)(const std::string& env_name)) {
   const std::string env = peek_config_value(path, overrides, "env.name", "");
   if (env.empty()) throw Error((path.empty() ? std::string("config") : path) + ": key 'env.name' is required");
   find_env(env);
-  Config c(train_schema(env));
+  Config c(schema(env));
   if (!path.empty()) c.load_yaml_file(path);
   c.apply_overrides(overrides);
   return c;
+}
+
+Config load_train_config(const std::string& path, const std::vector<std::string>& overrides) {
+  return load_env_config(path, overrides, train_schema);
 }
 
 // ---- the pieces a run is made of -------------------------------------------------

@@ -16,6 +16,10 @@ void add_pg_keys(Schema& s);
 
 // The full training schema for an environment (env.* keys depend on it).
 Schema train_schema(const std::string& env_name);
+// Loads a config whose schema depends on the environment: env.name (from the
+// file or the overrides, required) picks schema(env), then file, overrides.
+Config load_env_config(const std::string& path, const std::vector<std::string>& overrides,
+                       Schema (*schema)(const std::string& env_name));
 // Loads a training config: env.name from the file/overrides picks the schema.
 Config load_train_config(const std::string& path, const std::vector<std::string>& overrides);
 

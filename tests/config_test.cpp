@@ -17,14 +17,7 @@ Schema demo_schema() {
   return s;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(Config, DefaultsYamlAndOverrides) {
   Config c(demo_schema());

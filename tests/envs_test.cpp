@@ -206,14 +206,7 @@ TEST(Experts, SolveTheirEnvironments) {
 }
 
 // ---- bad input ----------------------------------------------------------------
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(BadInput, MalformedMjcfNamesTheFileAndLine) {
   const auto dir = test::temp_dir("mjcf");

@@ -18,14 +18,7 @@ namespace fs = std::filesystem;
 namespace ml3 {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(FunctionalMlp, ForwardMatchesManualComputationAndInitIsSeeded) {
   FunctionalMlp mlp({3, 4, 2}, Activation::Tanh);

@@ -16,14 +16,7 @@ namespace fs = std::filesystem;
 namespace ml3 {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 Batch to_double(Batch b) {
   for (Tensor* t : {&b.obs, &b.raw_obs, &b.actions, &b.logp, &b.rewards, &b.terminated, &b.truncated, &b.mask,
@@ -113,6 +106,21 @@ TEST(Ml3Gradient, LearnedLossDependsOnThePolicyOnlyThroughItsOutputs) {
   double moved = 0;
   for (size_t i = 0; i < theta.size(); ++i) moved += (th1[i] - theta[i]).abs().sum().item<double>();
   EXPECT_GT(moved, 0.0);
+}
+
+TEST(Ml3Gradient, FeaturesWithoutLogProbLeaveTheLogStdAlone) {
+  // Regression: autograd refused the unused log-std when log_prob was not a feature.
+  GradFixture f;
+  LearnedLossSpec ls = f.loss.spec();
+  ls.features = parse_loss_features("obs,goal,policy_mean");
+  const LearnedLoss loss(ls);
+  const Params phi = loss.init(1, true);
+  Params theta = clone_params(f.theta, true);
+  const Params th1 = inner_step(loss, phi, f.policy, theta, flatten_batch(f.b1), f.alpha, true);
+  EXPECT_TRUE(torch::equal(th1.back(), theta.back()));
+  EXPECT_FALSE(torch::equal(th1.front(), theta.front()));
+  const auto g = torch::autograd::grad({task_loss(f.policy, th1, f.b2)}, phi);
+  EXPECT_GT(g[0].abs().sum().item<double>(), 0.0);
 }
 
 TEST(LearnedLossFile, RoundTripIsBitExactAndCorruptionIsRejected) {

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "test_util.h"
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -38,16 +40,7 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("(not an ml3::Error) ") + e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
   double num = 0, den = 0;

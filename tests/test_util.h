@@ -2,6 +2,8 @@
 // Helpers shared by the test files: temp dirs, running the ml3 binary.
 #include <array>
 #include <cstdio>
+#include <functional>
+#include <stdexcept>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -29,11 +31,22 @@ inline std::string read_text(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// The message of the exception `fn` throws, or "(no error)".
+inline std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
 struct RunResult {
   int code = -1;
   std::string out;  // stdout + stderr
 };
 
+#ifdef ML3_BINARY
 // Runs `ml3 <args>` and captures its output and exit code.
 inline RunResult run_ml3(const std::string& args) {
   RunResult r;
@@ -47,5 +60,6 @@ inline RunResult run_ml3(const std::string& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+#endif
 
 }  // namespace ml3::test

@@ -28,7 +28,10 @@ int main(int argc, char** argv) {
     std::cerr << "error: " << e.what() << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    // Library errors (LibTorch) append a stack trace: keep the first line.
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    std::cerr << "error: " << msg << "\n";
     return 1;
   }
   return 0;
