@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <cmath>
 #include <cstring>
 
@@ -165,6 +167,12 @@ Tensor GaussianPolicy::log_prob(const Tensor& mean, const Tensor& log_std, const
 
 Tensor GaussianPolicy::entropy(const Tensor& log_std) const {
   return (log_std + 0.5 * (1.0 + std::log(2.0 * M_PI))).sum();
+}
+
+void set_compute_threads(int threads) {
+  torch::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
 }
 
 void put_params(Archive& a, const std::string& prefix, const Params& params) {

@@ -108,6 +108,11 @@ class GaussianPolicy {
   FunctionalMlp mlp_;
 };
 
+// Sets LibTorch's intra-op threads and the BLAS library's own thread pool
+// (OpenBLAS spins its idle threads with sched_yield: left at the core count
+// it burns the core the batched environment needs).
+void set_compute_threads(int threads);
+
 // Tensors <-> archive entries (exact bytes).
 void put_params(Archive& a, const std::string& prefix, const Params& params);
 Params get_params(const Archive& a, const std::string& prefix, size_t count);

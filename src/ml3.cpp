@@ -167,7 +167,7 @@ std::string run_meta_train(const MetaTrainArgs& args) {
   const fs::path run_dir = open_run_folder(args.config_path, args.overrides, args.out_dir, args.resume_dir,
                                            args.force, load_meta_config, &cfg);
   const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed"));
-  torch::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   const std::string env_name = cfg.get_string("env.name");
   const int iterations = static_cast<int>(cfg.get_int("meta.iterations"));
   const int n_tasks = static_cast<int>(cfg.get_int("meta.tasks_per_iteration"));
@@ -380,7 +380,7 @@ std::string run_meta_test(const MetaTestArgs& args) {
                            : fs::path(args.out_dir);
   prepare_run_dir(out, args.force);
   write_file_atomic((out / "config.yaml").string(), cfg.to_yaml());
-  torch::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
 
   const std::string env_name = cfg.get_string("env.name");
   const int threads = static_cast<int>(cfg.get_int("threads"));

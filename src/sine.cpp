@@ -859,7 +859,7 @@ std::string run_sine_meta_train(const Config& cfg, const std::string& run_dir, b
   check_sine_config(cfg);
   const fs::path dir(run_dir);
   if (!fs::is_directory(dir)) throw Error(run_dir + ": run folder does not exist");
-  at::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   write_file_atomic((dir / "config.yaml").string(), cfg.to_yaml());
 
   const int iterations = static_cast<int>(cfg.get_int("sine.iterations"));
@@ -923,7 +923,7 @@ std::string run_sine_meta_train(const Config& cfg, const std::string& run_dir, b
 
 std::string run_sine_meta_test(const std::string& loss_file, const Config& cfg, bool quiet) {
   check_sine_config(cfg);
-  at::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   const SineLoss loss = load_sine_loss(loss_file);
   const SineImpl impl = parse_sine_impl(cfg.get_string("sine.implementation"));
   const SineInit test_init = parse_sine_init(cfg.get_string("sine.test_init"));
@@ -999,7 +999,7 @@ std::string run_sine_meta_test(const std::string& loss_file, const Config& cfg, 
 
 double sine_meta_step_ms(const Config& cfg, int steps) {
   check_sine_config(cfg);
-  at::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   SineMetaLearner learner(cfg);
   const int warmup = std::min(20, std::max(steps / 10, 1));
   for (int i = 1; i <= warmup; ++i) learner.step(i);

@@ -183,7 +183,7 @@ TrainSummary run_train(const TrainArgs& args) {
 
   const uint64_t seed = static_cast<uint64_t>(cfg.get_int("seed"));
   const int threads = static_cast<int>(cfg.get_int("threads"));
-  torch::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   const std::string env_name = cfg.get_string("env.name");
   const Config env_opts = cfg.subset("env.");
   const int iterations = static_cast<int>(cfg.get_int("train.iterations"));
@@ -356,7 +356,7 @@ std::string run_eval(const EvalArgs& args) {
   for (const auto& o : args.env_overrides)
     if (o.rfind("env.", 0) != 0) throw UsageError("eval accepts only env.key=value overrides, got '" + o + "'");
   const int threads = args.threads > 0 ? args.threads : static_cast<int>(cfg.get_int("threads"));
-  torch::set_num_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   VecEnv venv(env_name, cfg.subset("env."), args.episodes, threads);
   PolicySetup ps = make_policy_setup(cfg, venv.spec().obs_dim, venv.spec().act_dim);
   const Params expected = ps.policy.init(0);
