@@ -269,6 +269,16 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
   EXPECT_LT(trained, 0.6 * untrained) << "trained " << trained << " untrained " << untrained;
 }
 
+TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
+  for (const char* name : {"pointmass_ml3", "reacher_ml3"}) {
+    const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    const Config c = load_meta_config(path, {});
+    const std::string text = test::read_text(path);
+    for (const auto& d : c.schema().params())
+      EXPECT_NE(text.find(d.key.substr(d.key.rfind('.') + 1) + ":"), std::string::npos) << name << " lacks " << d.key;
+  }
+}
+
 TEST(MetaConfig, RejectsBadKeys) {
   EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "meta.inner_lrr=1"}); }).find("did you mean 'meta.inner_lr'"),
             std::string::npos);
