@@ -235,19 +235,7 @@ TrainSummary train_tiny(const fs::path& dir, const std::vector<std::string>& ove
   return run_train(a);
 }
 
-// metrics.csv without the wall-clock columns.
-std::vector<std::string> metric_rows(const fs::path& dir) {
-  std::ifstream in(dir / "metrics.jsonl");
-  std::vector<std::string> rows;
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    // Wall-clock columns differ between runs; every other value must not.
-    for (const char* k : {"wall_seconds", "steps_per_s", "collect_seconds", "update_seconds"}) j.erase(k);
-    rows.push_back(j.dump());
-  }
-  return rows;
-}
+using test::metric_rows;
 
 TEST(Trainer, WritesARunFolderAndIsDeterministic) {
   const auto root = test::temp_dir("train_det");

@@ -161,17 +161,7 @@ fs::path write_cfg(const fs::path& dir) {
   return dir / "meta.yaml";
 }
 
-std::vector<std::string> metric_rows(const fs::path& dir) {
-  std::ifstream in(dir / "metrics.jsonl");
-  std::vector<std::string> rows;
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    for (const char* k : {"wall_seconds", "seconds", "collect_seconds"}) j.erase(k);
-    rows.push_back(j.dump());
-  }
-  return rows;
-}
+using test::metric_rows;
 
 TEST(MetaTrain, RunFolderResumeAndDeterminism) {
   const auto root = test::temp_dir("metatrain");

@@ -3,7 +3,9 @@
 #include <array>
 #include <cstdio>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <vector>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -39,6 +41,20 @@ inline std::string error_of(const std::function<void()>& fn) {
     return e.what();
   }
   return "(no error)";
+}
+
+// The rows of a run's metrics.jsonl without its wall-clock columns (those
+// differ between runs; every other value must not).
+inline std::vector<std::string> metric_rows(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "metrics.jsonl");
+  std::vector<std::string> rows;
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    for (const char* k : {"wall_seconds", "seconds", "steps_per_s", "collect_seconds", "update_seconds"}) j.erase(k);
+    rows.push_back(j.dump());
+  }
+  return rows;
 }
 
 struct RunResult {

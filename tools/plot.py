@@ -28,11 +28,31 @@ def num(s):
         return None
 
 
-def curve(csv_path, out_png, title):
+def draw_panels(axes, rows, x, panels, x_label, style_of):
+    """Each panel: (y label, [(column, legend name), ...]) plotted against x."""
+    for ax, (label, series) in zip(axes, panels):
+        for key, name in series:
+            pts = [(xi, num(r.get(key))) for xi, r in zip(x, rows)]
+            pts = [(a, b) for a, b in pts if b is not None and a is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style_of(key), label=name, markersize=3,
+                        linewidth=1.0)
+        ax.set_xlabel(x_label)
+        ax.set_ylabel(label, fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+
+def read_rows(csv_path):
     with open(csv_path) as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise SystemExit("no metrics rows in " + csv_path)
+    return rows
+
+
+def curve(csv_path, out_png, title):
+    rows = read_rows(csv_path)
     x = [num(r["env_steps"]) for r in rows]
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     panels = [
@@ -41,27 +61,14 @@ def curve(csv_path, out_png, title):
         ("final distance", [("final_distance_mean", "train"), ("eval_final_distance_mean", "eval test split")]),
         ("losses / entropy", [("policy_loss", "policy loss"), ("value_loss", "value loss"), ("entropy", "entropy")]),
     ]
-    for ax, (label, series) in zip(axes.flat, panels):
-        for key, name in series:
-            pts = [(xi, num(r.get(key))) for xi, r in zip(x, rows)]
-            pts = [(a, b) for a, b in pts if b is not None]
-            if pts:
-                style = "o-" if key.startswith("eval_") else "-"
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=name, markersize=3)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    draw_panels(axes.flat, rows, x, panels, "environment steps", lambda key: "o-" if key.startswith("eval_") else "-")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)
 
 
 def meta(csv_path, out_png, title):
-    with open(csv_path) as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        raise SystemExit("no metrics rows in " + csv_path)
+    rows = read_rows(csv_path)
     x = [num(r["iteration"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     panels = [
@@ -69,16 +76,7 @@ def meta(csv_path, out_png, title):
         ("success rate of pool policies", [("pool_success_rate", "before the inner step"), ("post_success_rate", "after")]),
         ("return of pool policies", [("pool_return", "before"), ("post_return", "after")]),
     ]
-    for ax, (label, series) in zip(axes, panels):
-        for key, name in series:
-            pts = [(xi, num(r.get(key))) for xi, r in zip(x, rows)]
-            pts = [(a, b) for a, b in pts if b is not None]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], "-", label=name, linewidth=0.8)
-        ax.set_xlabel("meta-iteration")
-        ax.set_ylabel(label, fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    draw_panels(axes, rows, x, panels, "meta-iteration", lambda key: "-")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)
