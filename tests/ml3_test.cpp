@@ -260,7 +260,7 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
 }
 
 TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
-  for (const char* name : {"pointmass_ml3", "reacher_ml3"}) {
+  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_meta_config(path, {});
     const std::string text = test::read_text(path);
