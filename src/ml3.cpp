@@ -418,6 +418,7 @@ std::string run_meta_test(const MetaTestArgs& args) {
       const uint64_t ps_seed = mix_seed(seed, 7000 + s);
       Params theta = ps.policy.init(mix_seed(ps_seed, 11));
       Params vparams = ps.value_net.init(mix_seed(ps_seed, 12));
+      const LearnerConfig lcfg = method == "ml3" ? LearnerConfig{} : baseline_config(cfg, method);
       std::unique_ptr<PolicyGradientLearner> learner;
       if (method == "ml3") {
         LearnerConfig lc;
@@ -426,10 +427,9 @@ std::string run_meta_test(const MetaTestArgs& args) {
         learner = std::make_unique<PolicyGradientLearner>(lc, ps.policy, ps.value_net,
                                                           std::make_unique<LearnedLossObjective>(loss, phi));
       } else {
-        learner = std::make_unique<PolicyGradientLearner>(baseline_config(cfg, method), ps.policy, ps.value_net);
+        learner = std::make_unique<PolicyGradientLearner>(lcfg, ps.policy, ps.value_net);
       }
       learner->init_optimizers(theta, vparams);
-      const LearnerConfig lcfg = method == "ml3" ? LearnerConfig{} : baseline_config(cfg, method);
       std::vector<CurvePoint> curve;
       auto eval_now = [&](int u) {
         const EvalResult r = evaluate(eval_env, ps.policy, theta, raw, split, eval_episodes, eval_seed);

@@ -352,9 +352,9 @@ std::string run_eval(const EvalArgs& args) {
   const std::string env_name = a.meta().at("env").get<std::string>();
   cfg = Config(train_schema(env_name));
   cfg.load_yaml_string(a.meta().at("config").get<std::string>(), path + " (stored config)");
-  cfg.apply_overrides(args.env_overrides);
   for (const auto& o : args.env_overrides)
     if (o.rfind("env.", 0) != 0) throw UsageError("eval accepts only env.key=value overrides, got '" + o + "'");
+  cfg.apply_overrides(args.env_overrides);
   const int threads = args.threads > 0 ? args.threads : static_cast<int>(cfg.get_int("threads"));
   set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   VecEnv venv(env_name, cfg.subset("env."), args.episodes, threads);
