@@ -231,6 +231,7 @@ TrainSummary run_train(const TrainArgs& args) {
   auto wall = [&] { return wall0 + std::chrono::duration<double>(Clock::now() - start).count(); };
   const int stop_at = args.stop_after > 0 ? std::min(args.stop_after, iterations) : iterations;
   double last_eval_success = NAN;
+  int saved_iteration = ck.iteration;  // of checkpoints/last.ckpt (0: none yet)
 
   for (int it = ck.iteration + 1; it <= stop_at; ++it) {
     const auto it_start = Clock::now();
@@ -257,9 +258,8 @@ TrainSummary run_train(const TrainArgs& args) {
       progress.finish();
       throw Error("iteration " + std::to_string(it) + ": " + e.what() +
                   "; training stopped, nothing of this iteration was saved. Last good checkpoint: " +
-                  (fs::exists(last_path) ? last_path.string() + " (iteration " +
-                                               std::to_string(Archive::load(last_path.string()).meta().at("iteration").get<int>()) + ")"
-                                         : std::string("none yet")));
+                  (saved_iteration > 0 ? last_path.string() + " (iteration " + std::to_string(saved_iteration) + ")"
+                                       : std::string("none yet")));
     }
     const double update_seconds = std::chrono::duration<double>(Clock::now() - update_start).count();
     ck.iteration = it;
@@ -297,6 +297,7 @@ TrainSummary run_train(const TrainArgs& args) {
       save_checkpoint((ck_dir / name).string(), cfg, ck, pp, vp, ps.norm, learner);
       fs::copy_file(ck_dir / name, last_path.string() + ".tmp", fs::copy_options::overwrite_existing);
       fs::rename(last_path.string() + ".tmp", last_path);
+      saved_iteration = it;
     }
     char line[256];
     std::snprintf(line, sizeof(line), "%s steps | %s steps/s | return %.2f | success %.0f%% | eval %s", 
