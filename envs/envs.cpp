@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 #include "envs/mujoco_env.h"
 
 namespace ml3 {

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <fstream>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace ml3 {
 

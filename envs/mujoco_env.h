@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "envs/base/rng.h"
+#include "core/rng.h"
 #include "envs/env.h"
 
 namespace ml3 {

@@ -1,6 +1,6 @@
 #include "envs/vec_env.h"
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace ml3 {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "envs/base/thread_pool.h"
+#include "core/thread_pool.h"
 #include "envs/env.h"
 
 namespace ml3 {

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <sstream>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace ml3 {
 

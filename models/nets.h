@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "envs/base/archive.h"
+#include "core/archive.h"
 
 namespace ml3 {
 

@@ -11,9 +11,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "envs/base/archive.h"
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "src/ml3_core.h"
 #include "src/plot.h"
 #include "src/run.h"

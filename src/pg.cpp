@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 
 namespace ml3 {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "envs/base/config.h"
+#include "core/config.h"
 #include "envs/vec_env.h"
 #include "models/nets.h"
 

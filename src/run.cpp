@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <unistd.h>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace fs = std::filesystem;
 
@@ -96,7 +96,7 @@ void Progress::finish() {
 
 }  // namespace ml3
 
-#include "envs/base/archive.h"
+#include "core/archive.h"
 
 namespace ml3 {
 

@@ -47,7 +47,7 @@ class Progress {
 
 #include <functional>
 
-#include "envs/base/config.h"
+#include "core/config.h"
 
 namespace ml3 {
 // Opens the run folder of a command that writes one: with `resume_dir`, the

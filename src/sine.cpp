@@ -14,9 +14,9 @@
 #include <limits>
 #include <type_traits>
 
-#include "envs/base/archive.h"
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "models/nets.h"
 #include "src/run.h"
 

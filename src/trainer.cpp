@@ -12,9 +12,9 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "envs/base/archive.h"
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "src/pg.h"
 #include "src/plot.h"
 #include "src/run.h"

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "envs/base/config.h"
+#include "core/config.h"
 
 namespace ml3 {
 

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "envs/base/config.h"
-#include "envs/base/error.h"
+#include "core/config.h"
+#include "core/error.h"
 #include "test_util.h"
 
 namespace ml3 {

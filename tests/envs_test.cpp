@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "envs/mujoco_env.h"
 #include "envs/vec_env.h"
 #include "test_util.h"

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "envs/base/archive.h"
-#include "envs/base/error.h"
+#include "core/archive.h"
+#include "core/error.h"
 #include "src/pg.h"
 #include "src/trainer.h"
 #include "test_util.h"

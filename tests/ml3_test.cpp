@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "envs/base/archive.h"
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "src/ml3.h"
 #include "src/ml3_core.h"
 #include "test_util.h"

@@ -17,9 +17,9 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "envs/base/archive.h"
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
 
 namespace fs = std::filesystem;
 

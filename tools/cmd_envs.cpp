@@ -7,8 +7,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "envs/base/error.h"
-#include "envs/base/rng.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "envs/mujoco_env.h"
 #include "envs/vec_env.h"
 #include "tools/commands.h"

@@ -4,7 +4,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 #include "src/ml3.h"
 #include "src/run.h"
 #include "src/sine.h"

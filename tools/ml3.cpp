@@ -2,7 +2,7 @@
 // config, model, checkpoint, ...), 2 bad command line.
 #include <iostream>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {

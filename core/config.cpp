@@ -1,4 +1,4 @@
-#include "envs/base/config.h"
+#include "core/config.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace ml3 {
 namespace {

@@ -1,9 +1,9 @@
-#include "envs/base/thread_pool.h"
+#include "core/thread_pool.h"
 
 #include <algorithm>
 #include <chrono>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace ml3 {
 namespace {

@@ -1,4 +1,4 @@
-#include "envs/base/archive.h"
+#include "core/archive.h"
 
 #include <cstdio>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <sstream>
 #include <unistd.h>
 
-#include "envs/base/error.h"
+#include "core/error.h"
 
 namespace ml3 {
 namespace {
