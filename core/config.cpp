@@ -451,4 +451,19 @@ std::string schema_markdown(const Schema& schema) {
   return out;
 }
 
+// ---- typed sections -------------------------------------------------------------
+void SchemaFields::operator()(const char* key, int& v, const char* doc, Bounds b) {
+  s_.add_int(prefix_ + key, v, doc, b.min, b.max);
+}
+void SchemaFields::operator()(const char* key, double& v, const char* doc, Bounds b) {
+  s_.add_double(prefix_ + key, v, doc, b.min, b.max, b.min_exclusive);
+}
+void SchemaFields::operator()(const char* key, bool& v, const char* doc) { s_.add_bool(prefix_ + key, v, doc); }
+void SchemaFields::operator()(const char* key, std::string& v, const char* doc, Choices c) {
+  s_.add_string(prefix_ + key, v, doc, c.values);
+}
+void SchemaFields::operator()(const char* key, std::vector<int>& v, const char* doc, Bounds b) {
+  s_.add_int_list(prefix_ + key, v, doc, b.min);
+}
+
 }  // namespace ml3

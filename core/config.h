@@ -97,4 +97,96 @@ std::string peek_config_value(const std::string& yaml_path, const std::vector<st
 // Markdown table of a schema (README's config reference).
 std::string schema_markdown(const Schema& schema);
 
+// ---- typed config sections ------------------------------------------------------
+// One declaration gives a setting its type, default, range and help. A section
+// is a plain struct whose members hold the defaults and whose fields() lists
+// each member once:
+//
+//   struct OptimSection {
+//     double lr = 3e-4;
+//     bool anneal_lr = true;
+//     template <class F> void fields(F& f) {
+//       f("lr", lr, "policy Adam learning rate", Bounds::in(0, 10, true));
+//       f("anneal_lr", anneal_lr, "decay the learning rate linearly to 0");
+//     }
+//   };
+//   declare(schema, "optim.", OptimSection{});          // keys, defaults, docs, ranges
+//   const auto o = read<OptimSection>(config, "optim."); // typed values
+//
+// The schema, `--print-schema`, the README's key table and the "did you mean"
+// messages all come from that one list.
+struct Bounds {
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  bool min_exclusive = false;
+  static Bounds any() { return {}; }
+  static Bounds at_least(double lo) { return {lo, std::numeric_limits<double>::infinity(), false}; }
+  static Bounds above(double lo) { return {lo, std::numeric_limits<double>::infinity(), true}; }
+  static Bounds in(double lo, double hi, bool lo_exclusive = false) { return {lo, hi, lo_exclusive}; }
+};
+struct Choices {
+  std::vector<std::string> values;
+};
+
+// Adds a section's fields to a schema (defaults = the struct's values).
+class SchemaFields {
+ public:
+  SchemaFields(Schema& s, std::string prefix) : s_(s), prefix_(std::move(prefix)) {}
+  // Integers are at least 1 unless bounds say otherwise.
+  void operator()(const char* key, int& v, const char* doc, Bounds b = Bounds::at_least(1));
+  void operator()(const char* key, double& v, const char* doc, Bounds b = Bounds::any());
+  void operator()(const char* key, bool& v, const char* doc);
+  void operator()(const char* key, std::string& v, const char* doc, Choices c = {});
+  void operator()(const char* key, std::vector<int>& v, const char* doc, Bounds b = Bounds::at_least(1));
+
+ private:
+  Schema& s_;
+  std::string prefix_;
+};
+
+// Fills a section's members from a resolved config.
+class ReadFields {
+ public:
+  ReadFields(const Config& c, std::string prefix) : c_(c), prefix_(std::move(prefix)) {}
+  template <class... Rest>
+  void operator()(const char* key, int& v, const char*, Rest...) { v = static_cast<int>(c_.get_int(prefix_ + key)); }
+  template <class... Rest>
+  void operator()(const char* key, double& v, const char*, Rest...) { v = c_.get_double(prefix_ + key); }
+  void operator()(const char* key, bool& v, const char*) { v = c_.get_bool(prefix_ + key); }
+  template <class... Rest>
+  void operator()(const char* key, std::string& v, const char*, Rest...) { v = c_.get_string(prefix_ + key); }
+  template <class... Rest>
+  void operator()(const char* key, std::vector<int>& v, const char*, Rest...) { v = c_.get_int_list(prefix_ + key); }
+
+ private:
+  const Config& c_;
+  std::string prefix_;
+};
+
+template <class Section>
+void declare(Schema& s, const std::string& prefix, Section defaults = Section{}) {
+  SchemaFields f(s, prefix);
+  defaults.fields(f);
+}
+template <class Section>
+Section read(const Config& c, const std::string& prefix) {
+  Section out;
+  ReadFields f(c, prefix);
+  out.fields(f);
+  return out;
+}
+
+// seed, threads, torch_threads: every command's top-level run settings.
+struct RunSection {
+  int seed = 1;
+  int threads = 2;
+  int torch_threads = 1;
+  template <class F>
+  void fields(F& f) {
+    f("seed", seed, "seed of everything random (init, goals, noise, shuffling)", Bounds::at_least(0));
+    f("threads", threads, "simulation threads (batched environment)", Bounds::in(1, 256));
+    f("torch_threads", torch_threads, "LibTorch intra-op threads (small networks: 1 is fastest)", Bounds::in(1, 256));
+  }
+};
+
 }  // namespace ml3

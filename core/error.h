@@ -15,4 +15,10 @@ struct UsageError : Error {
   using Error::Error;
 };
 
+// A loss, gradient or parameter that is not finite: the update that produced
+// it is not applied (the runner stops with the last good checkpoint named).
+struct NonFiniteError : Error {
+  using Error::Error;
+};
+
 }  // namespace ml3

@@ -9,18 +9,6 @@ namespace ml3 {
 // Learned-loss features of a minibatch under the policy's current outputs.
 LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev);
 
-// M_phi as the third policy objective (meta-test, or training with a loss file).
-class LearnedLossObjective : public Objective {
- public:
-  LearnedLossObjective(const LearnedLoss& loss, Params phi) : loss_(loss), phi_(std::move(phi)) {}
-  std::string name() const override { return "ml3"; }
-  Tensor policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats* stats) const override;
-
- private:
-  const LearnedLoss& loss_;
-  Params phi_;
-};
-
 // theta' = theta - alpha * d M_phi(features(mb, theta)) / d theta, with
 // create_graph so theta' is a differentiable function of phi (and theta).
 // If `stats_update` is set, the loss's normalisation statistics absorb the

@@ -234,29 +234,7 @@ double clip_grad_norm(std::vector<Tensor>& grads, double max_norm) {
   return norm;
 }
 
-// ---- learner --------------------------------------------------------------------
-PolicyGradientLearner::PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy,
-                                             const FunctionalMlp& value_net)
-    : cfg_(cfg), policy_(policy), value_net_(value_net) {
-  if (cfg.algorithm == "ppo")
-    objective_ = std::make_unique<PpoObjective>(cfg.clip);
-  else if (cfg.algorithm == "reinforce")
-    objective_ = std::make_unique<ReinforceObjective>();
-  else
-    throw Error("unknown algorithm '" + cfg.algorithm + "' (expected ppo or reinforce)");
-}
-
-PolicyGradientLearner::PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy,
-                                             const FunctionalMlp& value_net, std::unique_ptr<Objective> objective)
-    : cfg_(cfg), policy_(policy), value_net_(value_net), objective_(std::move(objective)) {
-  cfg_.algorithm = "ml3";
-}
-
-void PolicyGradientLearner::init_optimizers(const Params& policy_params, const Params& value_params) {
-  policy_adam_ = Adam(policy_params, cfg_.adam_eps);
-  value_adam_ = Adam(value_params, cfg_.adam_eps);
-}
-
+// ---- minibatches -----------------------------------------------------------------
 namespace {
 Minibatch select(const Minibatch& all, const Tensor& idx) {
   Minibatch m;
@@ -310,8 +288,6 @@ PolicyEval policy_eval(const GaussianPolicy& policy, const Params& params, const
   return ev;
 }
 
-namespace {
-
 std::vector<int64_t> permutation(int64_t n, Rng& rng) {
   std::vector<int64_t> p(n);
   for (int64_t i = 0; i < n; ++i) p[i] = i;
@@ -319,93 +295,9 @@ std::vector<int64_t> permutation(int64_t n, Rng& rng) {
   return p;
 }
 
-void check_finite(double v, const char* what) {
-  if (!std::isfinite(v)) throw NonFiniteError(std::string("non-finite ") + what);
-}
-}  // namespace
-
-UpdateStats PolicyGradientLearner::update(Batch& batch, Params& pp, Params& vp, double lr_scale,
-                                          uint64_t shuffle_seed) {
-  if (!batch.rtg.defined()) compute_rtg(batch, cfg_.gamma);
-  Minibatch all = flatten_batch(batch);
-  const bool ml3 = cfg_.algorithm == "ml3";
-  if (ml3) {
-    // One plain SGD step on the learned loss: no advantages, no value net.
-    const PolicyEval ev = policy_eval(policy_, pp, all);
-    const Tensor loss = objective_->policy_loss(all, ev, nullptr);
-    check_finite(loss.item<double>(), "learned loss");
-    auto grads = torch::autograd::grad({loss}, pp, {}, false, false, /*allow_unused=*/true);
-    for (size_t i = 0; i < grads.size(); ++i)
-      if (!grads[i].defined()) grads[i] = torch::zeros_like(pp[i]);
-    UpdateStats st;
-    st.grad_norm = clip_grad_norm(grads, 0.0);
-    check_finite(st.grad_norm, "learned-loss gradient");
-    torch::NoGradGuard no_grad;
-    for (size_t i = 0; i < pp.size(); ++i) pp[i].sub_(grads[i], cfg_.lr * lr_scale);
-    st.policy_loss = loss.item<double>();
-    st.entropy = ev.entropy.item<double>();
-    st.policy_updates = 1;
-    return st;
-  }
-  if (cfg_.normalize_advantages)
-    all.advantages = (all.advantages - all.advantages.mean()) / (all.advantages.std() + 1e-8);
-  const int64_t B = all.obs.size(0);
-  Rng rng(shuffle_seed);
-  UpdateStats st;
-  int value_steps = 0;
-
-  auto policy_step = [&](const Minibatch& mb) {
-    const PolicyEval ev = policy_eval(policy_, pp, mb);
-    LossStats ls;
-    const Tensor pg_loss = objective_->policy_loss(mb, ev, &ls);
-    const Tensor loss = pg_loss - cfg_.entropy_coef * ev.entropy;
-    check_finite(loss.item<double>(), "policy loss");
-    auto grads = torch::autograd::grad({loss}, pp);
-    const double gn = clip_grad_norm(grads, cfg_.max_grad_norm);
-    check_finite(gn, "policy gradient");
-    policy_adam_.step(pp, grads, cfg_.lr * lr_scale);
-    st.policy_loss += pg_loss.item<double>();
-    st.entropy += ev.entropy.item<double>();
-    st.approx_kl += ls.approx_kl;
-    st.clip_fraction += ls.clip_fraction;
-    st.grad_norm += gn;
-    ++st.policy_updates;
-    return ls.approx_kl;
-  };
-  auto value_step = [&](const Minibatch& mb) {
-    const Tensor v = value_net_.forward(mb.obs, vp).squeeze(-1);
-    const Tensor loss = 0.5 * (v - mb.returns).pow(2).mean();
-    check_finite(loss.item<double>(), "value loss");
-    auto grads = torch::autograd::grad({loss}, vp);
-    check_finite(clip_grad_norm(grads, cfg_.max_grad_norm), "value gradient");
-    value_adam_.step(vp, grads, cfg_.value_lr * lr_scale);
-    st.value_loss += loss.item<double>();
-    ++value_steps;
-  };
-
-  const bool ppo = cfg_.algorithm == "ppo";
-  if (!ppo) policy_step(all);  // REINFORCE: one step on the whole batch
-  const int64_t mb_size = std::max<int64_t>(1, B / cfg_.minibatches);
-  bool stop = false;
-  for (int e = 0; e < cfg_.epochs && !stop; ++e) {
-    const auto perm = permutation(B, rng);
-    for (int64_t start = 0; start + mb_size <= B; start += mb_size) {
-      const Tensor idx = torch::from_blob(const_cast<int64_t*>(perm.data()) + start, {mb_size}, torch::kInt64);
-      const Minibatch mb = select(all, idx);
-      if (ppo) {
-        const double kl = policy_step(mb);
-        if (cfg_.target_kl > 0 && kl > cfg_.target_kl) stop = true;
-      }
-      value_step(mb);
-      if (stop) break;
-    }
-  }
-  if (st.policy_updates > 0) {
-    st.policy_loss /= st.policy_updates, st.entropy /= st.policy_updates, st.approx_kl /= st.policy_updates;
-    st.clip_fraction /= st.policy_updates, st.grad_norm /= st.policy_updates;
-  }
-  if (value_steps > 0) st.value_loss /= value_steps;
-  return st;
+Minibatch select_rows(const Minibatch& all, const std::vector<int64_t>& perm, int64_t start, int64_t n) {
+  const Tensor idx = torch::from_blob(const_cast<int64_t*>(perm.data()) + start, {n}, torch::kInt64);
+  return select(all, idx);
 }
 
 }  // namespace ml3

@@ -1,13 +1,15 @@
 #pragma once
 // Policy-gradient core: rollout collection into a trajectory batch, GAE with
-// correct truncation bootstrapping, the objective interface (REINFORCE, PPO;
-// the learned loss is a third implementation), a hand-written Adam whose state
-// checkpoints exactly, and deterministic evaluation.
+// correct truncation bootstrapping, the objectives (REINFORCE, PPO), a
+// hand-written Adam whose state checkpoints exactly, and deterministic
+// evaluation. The update rules built from them are in src/algos/.
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config.h"
+#include "core/error.h"
+#include "core/rng.h"
 #include "envs/vec_env.h"
 #include "models/nets.h"
 
@@ -72,6 +74,10 @@ struct Minibatch {
 };
 // All rows of running episodes of a batch (advantages/returns only if computed).
 Minibatch flatten_batch(const Batch& b);
+// A random permutation of 0..n-1 (Fisher-Yates on `rng`), and the rows
+// perm[start .. start + n) of a minibatch: the shuffled minibatches of an epoch.
+std::vector<int64_t> permutation(int64_t n, Rng& rng);
+Minibatch select_rows(const Minibatch& all, const std::vector<int64_t>& perm, int64_t start, int64_t n);
 // The policy's (differentiable) outputs on a minibatch.
 PolicyEval policy_eval(const GaussianPolicy& policy, const Params& params, const Minibatch& mb);
 
@@ -126,60 +132,4 @@ class Adam {
 // Returns the norm before clipping (non-finite when any grad is).
 double clip_grad_norm(std::vector<Tensor>& grads, double max_norm);
 
-// ---- learner --------------------------------------------------------------------
-struct LearnerConfig {
-  std::string algorithm = "ppo";  // ppo | reinforce
-  double lr = 3e-4, value_lr = 1e-3, adam_eps = 1e-5;
-  double gamma = 0.99, gae_lambda = 0.95;
-  bool normalize_advantages = true;
-  double entropy_coef = 0.0, max_grad_norm = 0.5;
-  int epochs = 10, minibatches = 32;  // PPO: policy and value; REINFORCE: value only
-  double clip = 0.2, target_kl = 0.0;
-  // "ml3": one plain SGD step (lr) per iteration on the learned loss passed to
-  // the learner; no value network, no clipping (as at meta-train time).
-};
-
-struct UpdateStats {
-  double policy_loss = 0, value_loss = 0, entropy = 0, approx_kl = 0, clip_fraction = 0, grad_norm = 0;
-  int policy_updates = 0;
-};
-
-// Thrown when a loss or gradient is not finite: the update is not applied.
-struct NonFiniteError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-class PolicyGradientLearner {
- public:
-  PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy, const FunctionalMlp& value_net);
-  // With an objective of the caller's (the learned loss): algorithm "ml3".
-  PolicyGradientLearner(const LearnerConfig& cfg, const GaussianPolicy& policy, const FunctionalMlp& value_net,
-                        std::unique_ptr<Objective> objective);
-  // One iteration's update on a collected batch; lr_scale multiplies both
-  // learning rates (annealing). Shuffling uses Rng(shuffle_seed).
-  UpdateStats update(Batch& batch, Params& policy_params, Params& value_params, double lr_scale,
-                     uint64_t shuffle_seed);
-  Adam& policy_adam() { return policy_adam_; }
-  Adam& value_adam() { return value_adam_; }
-  void init_optimizers(const Params& policy_params, const Params& value_params);
-
- private:
-  LearnerConfig cfg_;
-  const GaussianPolicy& policy_;
-  const FunctionalMlp& value_net_;
-  std::unique_ptr<Objective> objective_;
-  Adam policy_adam_, value_adam_;
-};
-
-}  // namespace ml3
-
-namespace ml3 {
-// Networks of a run, built from a training config (policy.*, value.*).
-struct PolicySetup {
-  GaussianPolicy policy;
-  FunctionalMlp value_net;
-  ObsNormalizer norm;
-};
-PolicySetup make_policy_setup(const Config& c, int obs_dim, int act_dim);
-LearnerConfig learner_config(const Config& c);
 }  // namespace ml3

@@ -26,11 +26,7 @@ namespace ml3 {
 
 // ---- configuration ---------------------------------------------------------------
 
-Schema sine_schema() {
-  Schema s;
-  s.add_string("kind", "sine", "experiment kind (supervised sine regression)", {"sine"});
-  s.add_int("seed", 0, "meta-training seed (learned-loss init, training points, regressor inits)", 0);
-  s.add_int("torch_threads", 1, "LibTorch intra-op threads (autograd implementation)", 1, 256);
+void declare_sine(Schema& s) {
   s.add_string("sine.implementation", "eigen",
                "meta-gradient: eigen (hand-derived, 1 inner step, fast) or autograd (LibTorch, any inner steps)",
                {"eigen", "autograd"});
@@ -55,10 +51,16 @@ Schema sine_schema() {
             "seed of the meta-test tasks, points and regressor inits (independent of `seed`)", 0);
   s.add_int_list("sine.transfer_hidden", {40, 40}, "second regressor architecture for the transfer test");
   s.add_bool("sine.float64", false, "compute in double precision (default float)");
-  return s;
+  s.add_int("sine.checkpoint_every", 100, "checkpoint (and loss.ml3) every K meta-iterations");
 }
 
-namespace {
+Schema sine_schema() {
+  Schema s;
+  declare<RunSection>(s, "", RunSection{0, 1, 1});
+  s.add_string("algorithm", "sine", "what is meta-learned (ml3 meta-train)", {"sine"});
+  declare_sine(s);
+  return s;
+}
 
 void check_sine_config(const Config& cfg) {
   if (cfg.get_string("sine.implementation") == "eigen" && cfg.get_int("sine.inner_steps") != 1)
@@ -66,8 +68,6 @@ void check_sine_config(const Config& cfg) {
                 std::to_string(cfg.get_int("sine.inner_steps")) +
                 "); use sine.implementation=autograd for several unrolled inner steps");
 }
-
-}  // namespace
 
 Config load_sine_config(const std::string& path, const std::vector<std::string>& overrides) {
   Config c(sine_schema());
@@ -717,6 +717,9 @@ class LearnerCore {
   virtual ~LearnerCore() = default;
   virtual SineMetaLearner::Step step(uint64_t theta_seed) = 0;
   virtual std::vector<double> phi() const = 0;
+  // Adam state and phi (exact: float values convert to double and back losslessly).
+  virtual void save(Archive& a, const std::string& prefix) const = 0;
+  virtual void load(const Archive& a, const std::string& prefix) = 0;
 };
 
 template <typename T>
@@ -756,6 +759,25 @@ class LearnerCoreT : public LearnerCore {
   }
 
   std::vector<double> phi() const override { return std::vector<double>(phi_.begin(), phi_.end()); }
+  void save(Archive& a, const std::string& prefix) const override {
+    a.put_f64(prefix + "phi", std::vector<double>(phi_.begin(), phi_.end()));
+    a.put_f64(prefix + "adam_m", std::vector<double>(m_.begin(), m_.end()));
+    a.put_f64(prefix + "adam_v", std::vector<double>(v_.begin(), v_.end()));
+    a.put_f64(prefix + "adam_t", {static_cast<double>(t_)});
+  }
+  void load(const Archive& a, const std::string& prefix) override {
+    auto into = [&](const std::string& name, std::vector<T>& dst) {
+      const std::vector<double> v = a.get_f64(prefix + name);
+      if (v.size() != dst.size())
+        throw Error(a.path() + ": entry '" + prefix + name + "' has " + std::to_string(v.size()) +
+                    " values, the config's learned loss has " + std::to_string(dst.size()));
+      for (size_t i = 0; i < v.size(); ++i) dst[i] = static_cast<T>(v[i]);
+    };
+    into("phi", phi_);
+    into("adam_m", m_);
+    into("adam_v", v_);
+    t_ = static_cast<long>(a.get_f64(prefix + "adam_t").at(0));
+  }
 
  private:
   SineProblem pb_;
@@ -815,7 +837,7 @@ SineMetaLearner::Step SineMetaLearner::step(int iteration) {
     char buf[160];
     std::snprintf(buf, sizeof(buf), "sine meta-training diverged at iteration %d (task loss %g, gradient norm %g)",
                   iteration, st.task_loss, st.grad_norm);
-    throw Error(buf);
+    throw NonFiniteError(buf);
   }
   return st;
 }
@@ -827,6 +849,9 @@ SineLoss SineMetaLearner::loss() const {
   l.phi = impl_->core->phi();
   return l;
 }
+
+void SineMetaLearner::save(Archive& a, const std::string& prefix) const { impl_->core->save(a, prefix); }
+void SineMetaLearner::load(const Archive& a, const std::string& prefix) { impl_->core->load(a, prefix); }
 
 const SineProblem& SineMetaLearner::problem() const { return impl_->problem; }
 const SineData& SineMetaLearner::data() const { return impl_->data; }

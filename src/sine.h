@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/archive.h"
 #include "core/config.h"
 
 namespace ml3 {
@@ -32,6 +33,10 @@ namespace ml3 {
 // ---- configuration -------------------------------------------------------------
 // Keys: kind, seed, torch_threads, sine.* (see sine_schema() for the docs).
 Schema sine_schema();
+// The sine.* keys alone (the registry adds seed, threads, torch_threads, algorithm).
+void declare_sine(Schema& s);
+// Combinations of keys the schema cannot express (eigen: one inner step).
+void check_sine_config(const Config& cfg);
 // Schema defaults, then the YAML file (if `path` is non-empty), then overrides.
 Config load_sine_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
@@ -144,6 +149,9 @@ class SineMetaLearner {
   // Throws ml3::Error when the task loss or the gradient is not finite.
   Step step(int iteration);
   SineLoss loss() const;
+  // phi and its Adam state (resume gives the same numbers as an uninterrupted run).
+  void save(Archive& a, const std::string& prefix) const;
+  void load(const Archive& a, const std::string& prefix);
   const SineProblem& problem() const;
   const SineData& data() const;
 

@@ -10,7 +10,7 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "src/pg.h"
-#include "src/trainer.h"
+#include "src/algorithm.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -219,9 +219,9 @@ std::vector<std::string> tiny(const std::vector<std::string>& extra = {}) {
   return o;
 }
 
-TrainSummary train_tiny(const fs::path& dir, const std::vector<std::string>& overrides, int stop_after = -1,
+RunResult train_tiny(const fs::path& dir, const std::vector<std::string>& overrides, int stop_after = -1,
                         bool force = true) {
-  TrainArgs a;
+  RunArgs a;
   a.overrides = overrides;
   a.config_path = "";
   a.out_dir = dir.string();
@@ -232,14 +232,14 @@ TrainSummary train_tiny(const fs::path& dir, const std::vector<std::string>& ove
   const fs::path cfg = dir.parent_path() / (dir.filename().string() + ".yaml");
   test::write_file(cfg, "env:\n  name: pointmass\n");
   a.config_path = cfg.string();
-  return run_train(a);
+  return run(a);
 }
 
 using test::metric_rows;
 
 TEST(Trainer, WritesARunFolderAndIsDeterministic) {
   const auto root = test::temp_dir("train_det");
-  const TrainSummary s = train_tiny(root / "a", tiny());
+  const RunResult s = train_tiny(root / "a", tiny());
   for (const char* f : {"config.yaml", "metrics.csv", "metrics.jsonl", "summary.json", "learning_curve.png",
                         "checkpoints/last.ckpt", "checkpoints/iter_000002.ckpt", "checkpoints/iter_000004.ckpt"})
     EXPECT_TRUE(fs::exists(root / "a" / f)) << f;
@@ -260,10 +260,10 @@ TEST(Trainer, ResumedRunMatchesUninterruptedRun) {
   train_tiny(root / "split", tiny({"algorithm=reinforce"}), 3);
   EXPECT_FALSE(fs::exists(root / "split" / "summary.json"));
   EXPECT_EQ(metric_rows(root / "split").size(), 3u);
-  TrainArgs r;
+  RunArgs r;
   r.resume_dir = (root / "split").string();
   r.quiet = true;
-  run_train(r);
+  run(r);
   EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "split"));
   const Archive a = Archive::load((root / "full" / "checkpoints" / "last.ckpt").string());
   const Archive b = Archive::load((root / "split" / "checkpoints" / "last.ckpt").string());
@@ -300,10 +300,10 @@ TEST(Trainer, CorruptCheckpointIsDetectedNotLoaded) {
   const fs::path ck = root / "a" / "checkpoints" / "last.ckpt";
   std::string bytes = test::read_text(ck);
   test::write_file(ck, bytes.substr(0, bytes.size() - 100));
-  TrainArgs r;
+  RunArgs r;
   r.resume_dir = (root / "a").string();
   r.quiet = true;
-  EXPECT_NE(error_of([&] { run_train(r); }).find("checksum mismatch"), std::string::npos);
+  EXPECT_NE(error_of([&] { run(r); }).find("checksum mismatch"), std::string::npos);
   EvalArgs e;
   e.checkpoint = ck.string();
   EXPECT_NE(error_of([&] { run_eval(e); }).find("checksum mismatch"), std::string::npos);
@@ -327,19 +327,19 @@ TEST(Trainer, PpoImprovesAPointmassPolicy) {
 TEST(TrainConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
   for (const char* name : {"pointmass_ppo", "reacher_ppo", "reacher_reinforce", "pusher_ppo"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
-    const Config c = load_train_config(path, {});
+    const Config c = load_config(Command::Train, path, {});
     const std::string text = test::read_text(path);
     for (const auto& d : c.schema().params()) {
       const std::string leaf = d.key.substr(d.key.rfind('.') + 1);
       EXPECT_NE(text.find(leaf + ":"), std::string::npos) << name << " lacks " << d.key;
     }
   }
-  const std::string msg = error_of([] { load_train_config("", {"env.name=reacher", "optim.lrr=1"}); });
+  const std::string msg = error_of([] { load_config(Command::Train, "", {"env.name=reacher", "optim.lrr=1"}); });
   EXPECT_NE(msg.find("did you mean 'optim.lr'"), std::string::npos) << msg;
-  EXPECT_NE(error_of([] { load_train_config("", {"optim.lr=1"}); }).find("env.name' is required"), std::string::npos);
-  EXPECT_NE(error_of([] { load_train_config("", {"env.name=reacher", "optim.lr=-1"}); }).find("optim.lr"),
+  EXPECT_NE(error_of([] { load_config(Command::Train, "", {"optim.lr=1"}); }).find("env.name' is required"), std::string::npos);
+  EXPECT_NE(error_of([] { load_config(Command::Train, "", {"env.name=reacher", "optim.lr=-1"}); }).find("optim.lr"),
             std::string::npos);
-  EXPECT_NE(error_of([] { load_train_config("", {"env.name=reacher", "train.episodes_per_iteration=0"}); })
+  EXPECT_NE(error_of([] { load_config(Command::Train, "", {"env.name=reacher", "train.episodes_per_iteration=0"}); })
                 .find(">= 1"),
             std::string::npos);
 }

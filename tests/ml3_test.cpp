@@ -8,7 +8,8 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "src/ml3.h"
+#include "src/algorithm.h"
+#include "src/meta_test.h"
 #include "src/ml3_core.h"
 #include "test_util.h"
 
@@ -18,6 +19,22 @@ namespace ml3 {
 namespace {
 
 using test::error_of;
+
+// The library calls behind `ml3 meta-train` and `ml3 meta-test`.
+std::string meta_train(RunArgs a) {
+  a.command = Command::MetaTrain;
+  return run(a).summary;
+}
+struct MetaTestArgs {
+  std::string loss_file, config_path;
+  std::vector<std::string> overrides;
+  std::string split = "test", out_dir;
+  bool force = false, quiet = false;
+};
+std::string run_meta_test(const MetaTestArgs& t) {
+  const Config c = load_config(Command::MetaTrain, t.config_path, t.overrides);
+  return run_policy_meta_test(t.loss_file, c, t.split, t.out_dir, t.force, t.quiet);
+}
 
 Batch to_double(Batch b) {
   for (Tensor* t : {&b.obs, &b.raw_obs, &b.actions, &b.logp, &b.rewards, &b.terminated, &b.truncated, &b.mask,
@@ -151,13 +168,14 @@ std::vector<std::string> tiny_meta(const std::vector<std::string>& extra = {}) {
                                 "meta.pool_size=2",         "meta.episodes_per_task=8", "meta.checkpoint_every=3",
                                 "policy.hidden=16",         "loss.hidden=8",           "meta_test.updates=6",
                                 "meta_test.seeds=2",        "meta_test.eval_every=3",  "meta_test.eval_episodes=8",
-                                "baselines.epochs=2",       "baselines.minibatches=2", "value.hidden=8"};
+                                "baselines.ppo.pg.epochs=2", "baselines.ppo.pg.minibatches=2", "baselines.reinforce.pg.epochs=2",
+                                "baselines.reinforce.pg.minibatches=2", "value.hidden=8"};
   o.insert(o.end(), extra.begin(), extra.end());
   return o;
 }
 
 fs::path write_cfg(const fs::path& dir) {
-  test::write_file(dir / "meta.yaml", "kind: policy\nenv:\n  name: pointmass\npolicy:\n  obs_norm: false\n");
+  test::write_file(dir / "meta.yaml", "algorithm: ml3\nenv:\n  name: pointmass\npolicy:\n  obs_norm: false\n");
   return dir / "meta.yaml";
 }
 
@@ -165,22 +183,22 @@ using test::metric_rows;
 
 TEST(MetaTrain, RunFolderResumeAndDeterminism) {
   const auto root = test::temp_dir("metatrain");
-  MetaTrainArgs a;
+  RunArgs a;
   a.config_path = write_cfg(root).string();
   a.overrides = tiny_meta();
   a.quiet = true;
   a.out_dir = (root / "full").string();
-  const auto summary = nlohmann::json::parse(run_meta_train(a));
+  const auto summary = nlohmann::json::parse(meta_train(a));
   EXPECT_EQ(summary["iterations"], 6);
   for (const char* f : {"config.yaml", "metrics.csv", "loss.ml3", "summary.json", "checkpoints/last.ckpt", "meta_curve.png"})
     EXPECT_TRUE(fs::exists(root / "full" / f)) << f;
   a.out_dir = (root / "split").string();
   a.stop_after = 4;
-  EXPECT_EQ(run_meta_train(a), "");
-  MetaTrainArgs r;
+  EXPECT_EQ(meta_train(a), "");
+  RunArgs r;
   r.resume_dir = (root / "split").string();
   r.quiet = true;
-  run_meta_train(r);
+  meta_train(r);
   EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "split"));
   Params p1, p2;
   LearnedLoss::load((root / "full" / "loss.ml3").string(), &p1);
@@ -190,12 +208,12 @@ TEST(MetaTrain, RunFolderResumeAndDeterminism) {
 
 TEST(MetaTest, ComparesMethodsAndWritesCurves) {
   const auto root = test::temp_dir("metatest");
-  MetaTrainArgs a;
+  RunArgs a;
   a.config_path = write_cfg(root).string();
   a.overrides = tiny_meta({"meta.iterations=2"});
   a.quiet = true;
   a.out_dir = (root / "mt").string();
-  run_meta_train(a);
+  meta_train(a);
   MetaTestArgs t;
   t.loss_file = (root / "mt" / "loss.ml3").string();
   t.config_path = a.config_path;
@@ -211,7 +229,7 @@ TEST(MetaTest, ComparesMethodsAndWritesCurves) {
       EXPECT_TRUE(m.contains(k)) << k;
   EXPECT_TRUE(j.contains("headline"));
   EXPECT_TRUE(fs::exists(root / "test" / "curves.png"));
-  EXPECT_FALSE(meta_test_table(j.dump()).empty());
+  EXPECT_FALSE(policy_meta_test_table(j.dump()).empty());
   // A loss for another environment is refused.
   t.overrides = {"env.name=reacher"};
   t.force = true;
@@ -229,20 +247,20 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
                                          "policy.hidden=16",          "loss.hidden=16",
                                          "meta.pool_reset_every=30",  "meta.outer_lr=1e-2",
                                          "meta.iterations=300",       "meta_test.updates=30",
-                                         "meta_test.methods=ml3",     "meta_test.seeds=2",
+                                         "meta_test.methods=learned_loss",     "meta_test.seeds=2",
                                          "meta_test.eval_every=30"};
-  MetaTrainArgs a;
+  RunArgs a;
   a.config_path = write_cfg(root).string();
   a.overrides = tiny;
   a.quiet = true;
   a.out_dir = (root / "trained").string();
-  run_meta_train(a);
+  meta_train(a);
   // The untrained counterpart: the loss as initialised by meta-train (one
   // iteration with a zero learning rate is not allowed, so build it directly).
   {
     Params phi;
     LearnedLoss trained = LearnedLoss::load((root / "trained" / "loss.ml3").string(), &phi);
-    const Config cfg = load_meta_config(a.config_path, tiny);
+    const Config cfg = load_config(Command::MetaTrain, a.config_path, tiny);
     trained.save((root / "untrained.ml3").string(), trained.init(mix_seed(cfg.get_int("seed"), 21)), {});
   }
   auto final_distance = [&](const std::string& loss_file, const std::string& out) {
@@ -262,7 +280,7 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
 TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
   for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
-    const Config c = load_meta_config(path, {});
+    const Config c = load_config(Command::MetaTrain, path, {});
     const std::string text = test::read_text(path);
     for (const auto& d : c.schema().params())
       EXPECT_NE(text.find(d.key.substr(d.key.rfind('.') + 1) + ":"), std::string::npos) << name << " lacks " << d.key;
@@ -270,12 +288,12 @@ TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
 }
 
 TEST(MetaConfig, RejectsBadKeys) {
-  EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "meta.inner_lrr=1"}); }).find("did you mean 'meta.inner_lr'"),
+  EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"env.name=pointmass", "meta.inner_lrr=1"}); }).find("did you mean 'meta.inner_lr'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "loss.features=obs,velocity"}); })
+  EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"env.name=pointmass", "loss.features=obs,velocity"}); })
                 .find("unknown learned-loss feature 'velocity'"),
             std::string::npos);
-  EXPECT_NE(error_of([] { load_meta_config("", {"env.name=pointmass", "policy.obs_norm=true"}); }).find("raw observations"),
+  EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"env.name=pointmass", "policy.obs_norm=true"}); }).find("raw observations"),
             std::string::npos);
 }
 

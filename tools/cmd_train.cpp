@@ -1,41 +1,65 @@
-// Learning sub-commands: train, eval.
+// Learning sub-commands: train, eval, meta-train, meta-test. Every algorithm
+// runs through the one runner (src/algorithm.h); the commands only parse
+// flags, pick the config and print.
+#include <filesystem>
 #include <iostream>
 
-#include "src/trainer.h"
+#include "core/error.h"
+#include "src/algorithm.h"
 #include "tools/commands.h"
 
 namespace ml3 {
+namespace {
+
+// The flags `train` and `meta-train` share; the callback runs the runner.
+void add_run_command(CLI::App& app, Command command, const std::string& help, RunArgs& a) {
+  auto* cmd = app.add_subcommand(command_name(command), help);
+  a.command = command;
+  cmd->add_option("--config", a.config_path, "YAML experiment config (configs/*.yaml)")->check(CLI::ExistingFile);
+  cmd->add_option("--out", a.out_dir, "Run folder (default runs/<config name>)");
+  cmd->add_option("--resume", a.resume_dir, "Continue the run in this folder from its last checkpoint")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_flag("--force", a.force, "Replace an existing run folder");
+  cmd->add_option("--stop-after", a.stop_after, "Stop after this iteration (with a checkpoint); resume later")
+      ->check(CLI::Range(1, 100000000));
+  cmd->add_flag("--quiet", a.quiet, "No progress line");
+  static std::string loss_file;
+  if (command == Command::Train)
+    cmd->add_option("--loss", loss_file,
+                    "Train with this learned loss (loss.ml3 of ml3 meta-train): algorithm=learned_loss")
+        ->check(CLI::ExistingFile);
+  auto* print_schema = cmd->add_flag("--print-schema", "Print every config key (Markdown table) and exit");
+  auto* print_config = cmd->add_flag("--print-config", "Print the resolved config (file + overrides) and exit");
+  cmd->add_option("overrides", a.overrides, "key=value config overrides, e.g. optim.lr=1e-3 seed=2");
+  cmd->callback([&a, command, print_schema, print_config] {
+    if (!loss_file.empty()) {
+      a.overrides.insert(a.overrides.begin(), {"algorithm=learned_loss", "learned_loss.file=" + loss_file});
+    }
+    if (*print_schema) {
+      const std::string fallback = command == Command::Train ? "ppo" : "ml3";
+      const AlgorithmEntry& e = find_algorithm(peek_config_value(a.config_path, a.overrides, "algorithm", fallback));
+      const std::string env = peek_config_value(a.config_path, a.overrides, "env.name", "reacher");
+      std::cout << schema_markdown(algorithm_schema(e, e.needs_env ? env : ""));
+      return;
+    }
+    if (*print_config) {
+      std::cout << load_config(command, a.config_path, a.overrides).to_yaml();
+      return;
+    }
+    const RunResult r = run(a);
+    if (!r.summary.empty()) std::cout << r.summary << "\n";
+  });
+}
+
+}  // namespace
 
 void register_train_commands(CLI::App& app) {
-  static TrainArgs ta;
-  auto* train = app.add_subcommand("train", "Train a policy with PPO or REINFORCE (writes a run folder)");
-  train->add_option("--config", ta.config_path, "YAML experiment config (configs/*.yaml)")->check(CLI::ExistingFile);
-  train->add_option("--out", ta.out_dir, "Run folder (default runs/<config name>)");
-  train->add_option("--resume", ta.resume_dir, "Continue the run in this folder from its last checkpoint")
-      ->check(CLI::ExistingDirectory);
-  train->add_flag("--force", ta.force, "Replace an existing run folder");
-  train->add_option("--stop-after", ta.stop_after, "Stop after this iteration (with a checkpoint); resume later")
-      ->check(CLI::Range(1, 100000000));
-  train->add_flag("--quiet", ta.quiet, "No progress line");
-  static bool print_config = false, print_schema = false;
-  train->add_flag("--print-schema", print_schema, "Print every config key (Markdown table) and exit");
-  train->add_flag("--print-config", print_config, "Print the resolved config (file + overrides) and exit");
-  train->add_option("overrides", ta.overrides, "key=value config overrides, e.g. optim.lr=1e-3 seed=2");
-  train->callback([] {
-    if (print_schema) {
-      const std::string env = ta.config_path.empty() && ta.overrides.empty()
-                                  ? "reacher"
-                                  : peek_config_value(ta.config_path, ta.overrides, "env.name", "reacher");
-      std::cout << schema_markdown(train_schema(env));
-      return;
-    }
-    if (print_config) {
-      std::cout << load_train_config(ta.config_path, ta.overrides).to_yaml();
-      return;
-    }
-    const TrainSummary s = run_train(ta);
-    if (!s.json.empty()) std::cout << s.json << "\n";
-  });
+  static RunArgs train_args, meta_args;
+  add_run_command(app, Command::Train, "Train a policy (PPO, REINFORCE or a learned loss); writes a run folder",
+                  train_args);
+  add_run_command(app, Command::MetaTrain,
+                  "Meta-train a learned loss (ML3; policies or the sine testbed); writes a run folder with loss.ml3",
+                  meta_args);
 
   static EvalArgs ea;
   static bool eval_json = false;
@@ -52,12 +76,36 @@ void register_train_commands(CLI::App& app) {
     const auto j = nlohmann::json::parse(run_eval(ea));
     if (eval_json) {
       std::cout << j.dump() << "\n";
-    } else {
-      std::printf("%s on %s, %s split, %d episodes: success %.1f%%, final distance %.4f, return %.2f\n",
-                  j["checkpoint"].get<std::string>().c_str(), j["env"].get<std::string>().c_str(),
-                  ea.split.c_str(), ea.episodes, 100 * j["success_rate"].get<double>(),
-                  j["final_distance_mean"].get<double>(), j["return_mean"].get<double>());
+      return;
     }
+    std::printf("%s on %s, %s split, %d episodes: success %.1f%%, final distance %.4f, return %.2f\n",
+                j["checkpoint"].get<std::string>().c_str(), j["env"].get<std::string>().c_str(), ea.split.c_str(),
+                ea.episodes, 100 * j["success_rate"].get<double>(), j["final_distance_mean"].get<double>(),
+                j["return_mean"].get<double>());
+  });
+
+  static std::string loss, config, split = "test", out;
+  static std::vector<std::string> overrides;
+  static bool force = false, quiet = false, json = false;
+  auto* test = app.add_subcommand(
+      "meta-test", "Test a meta-trained loss: fresh learners trained with it alone vs the baselines; curves + table");
+  test->add_option("--loss", loss, "Learned-loss file (loss.ml3 of a meta-train run)")->required()->check(CLI::ExistingFile);
+  test->add_option("--config", config, "YAML config (the meta-train config, or another)")->required()->check(CLI::ExistingFile);
+  test->add_option("--split", split, "Goal split to train and evaluate on")->check(CLI::IsMember({"test", "ood"}));
+  test->add_option("--out", out, "Output folder (default runs/<config>_meta_test_<split>)");
+  test->add_flag("--force", force, "Replace an existing output folder");
+  test->add_flag("--quiet", quiet, "No progress line");
+  test->add_flag("--json", json, "Print the results JSON instead of the table");
+  test->add_option("overrides", overrides, "key=value overrides (e.g. policy.hidden=128,128 for another architecture)");
+  test->callback([] {
+    const Config cfg = load_config(Command::MetaTrain, config, overrides);
+    const AlgorithmEntry& e = entry_of(cfg);
+    if (!e.meta_test) throw Error("algorithm '" + e.name + "' has no meta-test");
+    const std::string dir =
+        out.empty() ? (std::filesystem::path("runs") / (std::filesystem::path(config).stem().string() + "_meta_test_" + split)).string()
+                    : out;
+    const std::string r = e.meta_test(loss, cfg, split, dir, force, quiet);
+    std::cout << (json || !e.meta_test_table ? r + "\n" : e.meta_test_table(r));
   });
 }
 

@@ -8,9 +8,9 @@ namespace ml3 {
 
 // Adds the environment commands: envs, expert, bench envs, demo.
 void register_env_commands(CLI::App& app);
-// Adds the learning commands: train, eval.
+// Adds the learning commands: train, eval, meta-train, meta-test.
 void register_train_commands(CLI::App& app);
-// Adds the meta-learning commands: meta-train, meta-test.
+// Adds bench sine.
 void register_meta_commands(CLI::App& app);
 
 }  // namespace ml3

@@ -82,6 +82,20 @@ def meta(csv_path, out_png, title):
     fig.savefig(out_png, dpi=90)
 
 
+def sine(csv_path, out_png, title):
+    rows = read_rows(csv_path)
+    x = [num(r["iteration"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    panels = [
+        ("MSE after the inner step (task loss)", [("task_loss", "task loss")]),
+        ("learned loss before the inner step", [("inner_loss", "inner loss")]),
+    ]
+    draw_panels(axes, rows, x, panels, "meta-iteration", lambda key: "-")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=90)
+
+
 def compare(json_path, out_png, title):
     with open(json_path) as f:
         data = json.load(f)
@@ -107,4 +121,4 @@ def compare(json_path, out_png, title):
 
 if __name__ == "__main__":
     mode, src, out, title = sys.argv[1:5]
-    {"curve": curve, "meta": meta, "compare": compare}[mode](src, out, title)
+    {"curve": curve, "meta": meta, "sine": sine, "compare": compare}[mode](src, out, title)

@@ -1,0 +1,99 @@
+// Training a policy with a learned loss (the artifact of `ml3 meta-train`):
+// each batch takes one plain SGD step on M_phi -- exactly the inner step the
+// loss was meta-trained for -- with no value network and no clipping. This
+// is what meta-test runs for the loss under test, and what a user runs with
+// `ml3 train --loss FILE` after meta-training.
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "models/learned_loss.h"
+#include "src/ml3_core.h"
+#include "src/policy_trainer.h"
+
+namespace ml3 {
+namespace {
+
+struct LearnedLossSection {
+  std::string file;
+  double lr = 0.5;
+  double gamma = 0.99;
+  template <class F>
+  void fields(F& f) {
+    f("file", file, "learned-loss file (loss.ml3 of ml3 meta-train; required)");
+    f("lr", lr, "SGD step size on the learned loss (the meta-training's meta.inner_lr)", Bounds::in(0.0, 1e6, true));
+    f("gamma", gamma, "discount of the return-to-go feature (the meta-training's meta.gamma)", Bounds::in(0.0, 1.0));
+  }
+};
+
+class LearnedLossUpdate : public PolicyUpdate {
+ public:
+  LearnedLossUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
+      : cfg_(read<LearnedLossSection>(c, prefix + "learned_loss.")), models_(m) {
+    if (cfg_.file.empty())
+      throw Error("config: key '" + prefix + "learned_loss.file' is required (the loss.ml3 of ml3 meta-train)");
+    if (m.norm.enabled())
+      throw Error("config: key 'policy.obs_norm': a learned loss trains policies on raw observations, as at "
+                  "meta-train time; set it to false");
+    loss_ = LearnedLoss::load(cfg_.file, &phi_);
+    loss_.check_dims(m.spec.obs_dim, m.spec.act_dim, m.spec.goal_dim, cfg_.file);
+  }
+  void init(const Params&, const Params&) override {}
+  double gamma() const override { return cfg_.gamma; }
+  double lr() const override { return cfg_.lr; }
+  int64_t policy_steps() const override { return steps_; }
+  void save(Archive& a, const std::string& prefix) const override { a.put_f64(prefix + "steps", {double(steps_)}); }
+  void load(const Archive& a, const std::string& prefix) override {
+    steps_ = static_cast<int64_t>(a.get_f64(prefix + "steps").at(0));
+  }
+
+  UpdateStats update(Batch& batch, Params& pp, Params&, double lr_scale, uint64_t) override {
+    const Minibatch all = flatten_batch(batch);
+    const PolicyEval ev = policy_eval(models_.policy, pp, all);
+    const Tensor loss = loss_.loss(loss_inputs(all, ev), phi_);
+    if (!std::isfinite(loss.item<double>())) throw NonFiniteError("non-finite learned loss");
+    // allow_unused: without the log_prob feature the log-std gets no gradient.
+    auto grads = torch::autograd::grad({loss}, pp, {}, false, false, /*allow_unused=*/true);
+    for (size_t i = 0; i < grads.size(); ++i)
+      if (!grads[i].defined()) grads[i] = torch::zeros_like(pp[i]);
+    UpdateStats st;
+    st.grad_norm = clip_grad_norm(grads, 0.0);
+    if (!std::isfinite(st.grad_norm)) throw NonFiniteError("non-finite learned-loss gradient");
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < pp.size(); ++i) pp[i].sub_(grads[i], cfg_.lr * lr_scale);
+    st.policy_loss = loss.item<double>();
+    st.entropy = ev.entropy.item<double>();
+    st.policy_updates = 1;
+    ++steps_;
+    return st;
+  }
+
+ private:
+  LearnedLossSection cfg_;
+  const PolicyModels& models_;
+  LearnedLoss loss_;
+  Params phi_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace
+
+AlgorithmEntry learned_loss_algorithm() {
+  AlgorithmEntry e;
+  e.name = "learned_loss";
+  e.command = Command::Train;
+  e.description = "a learned loss from ml3 meta-train (learned_loss.file): one SGD step on it per batch";
+  e.declare = [](Schema& s, const std::string& prefix) { declare<LearnedLossSection>(s, prefix + "learned_loss."); };
+  e.make_update = [](const Config& c, const std::string& prefix, const PolicyModels& m) -> std::unique_ptr<PolicyUpdate> {
+    return std::make_unique<LearnedLossUpdate>(c, prefix, m);
+  };
+  // In meta-test: the loss under test, applied as it was meta-trained.
+  e.bind_artifact = [](Config& c, const std::string& file, const Config& meta) {
+    c.set("learned_loss.file", file, "meta-test");
+    c.set("learned_loss.lr", meta.values().at("meta.inner_lr"), "meta-test");
+    c.set("learned_loss.gamma", meta.values().at("meta.gamma"), "meta-test");
+  };
+  return e;
+}
+
+}  // namespace ml3

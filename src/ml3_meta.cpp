@@ -1,0 +1,306 @@
+// ML3 for policies: meta-training a learned loss that replaces the
+// policy-gradient objective, over a pool of policies at different stages of
+// learning (the `ml3` algorithm of `ml3 meta-train`). The core pieces --
+// features, the differentiable inner step and the REINFORCE task loss -- are
+// declared in src/ml3_core.h.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
+#include "src/meta_test.h"
+#include "src/ml3_core.h"
+#include "src/policy_trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+
+// ---- core -----------------------------------------------------------------------
+LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev) {
+  LossFeatureInputs in;
+  in.obs = mb.raw_obs;
+  in.goal = mb.goals;
+  in.action = mb.actions;
+  in.reward = mb.rewards;
+  in.rtg = mb.rtg;
+  in.time = mb.time_frac;
+  in.mean = ev.mean;
+  in.logp = ev.logp;
+  return in;
+}
+
+Params inner_step(const LearnedLoss& loss, const Params& phi, const GaussianPolicy& policy, const Params& theta,
+                  const Minibatch& mb, double alpha, bool create_graph, double* inner_loss) {
+  const PolicyEval ev = policy_eval(policy, theta, mb);
+  const Tensor l = loss.loss(loss_inputs(mb, ev), phi);
+  if (inner_loss) *inner_loss = l.item<double>();
+  // allow_unused: with features that do not include log_prob, the log-std
+  // does not enter the loss (its gradient is zero).
+  const auto g = torch::autograd::grad({l}, theta, {}, create_graph, create_graph, /*allow_unused=*/true);
+  Params out;
+  for (size_t i = 0; i < theta.size(); ++i) out.push_back(g[i].defined() ? theta[i] - alpha * g[i] : theta[i]);
+  return out;
+}
+
+Tensor task_loss(const GaussianPolicy& policy, const Params& theta, const Batch& fresh) {
+  const Minibatch mb = flatten_batch(fresh);
+  // Per-timestep baseline: mean reward-to-go over the episodes at that step.
+  const Tensor mask = fresh.mask;
+  const Tensor base = (fresh.rtg * mask).sum(1, true) / mask.sum(1, true).clamp_min(1.0);
+  Tensor adv = ((fresh.rtg - base) * mask).reshape({-1}).index_select(0, mask.reshape({-1}).nonzero().squeeze(-1));
+  adv = (adv - adv.mean()) / (adv.std() + 1e-8);
+  const PolicyEval ev = policy_eval(policy, theta, mb);
+  return -(ev.logp * adv.to(ev.logp.scalar_type())).mean();
+}
+
+// ---- meta-training -------------------------------------------------------------------
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool all_finite(const Params& p) {
+  for (const auto& t : p)
+    if (!torch::isfinite(t).all().item<bool>()) return false;
+  return true;
+}
+
+LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
+  LearnedLossSpec s;
+  s.features = parse_loss_features(l.features);
+  s.hidden = l.hidden;
+  s.activation = parse_activation(l.activation);
+  s.init_scale = l.init_scale;
+  s.obs_dim = env.obs_dim, s.act_dim = env.act_dim, s.goal_dim = env.goal_dim;
+  return s;
+}
+
+struct PoolSlot {
+  Params theta;
+  int age = 0;
+};
+
+class Ml3MetaTrainer : public Algorithm {
+ public:
+  Ml3MetaTrainer(const Config& c, const std::string& run_dir)
+      : cfg_(c),
+        meta_(read<MetaSection>(c, "meta.")),
+        lsec_(read<LossSection>(c, "loss.")),
+        seed_(static_cast<uint64_t>(c.get_int("seed"))),
+        env_name_(c.get_string("env.name")),
+        run_dir_(run_dir),
+        venv_(env_name_, c.subset("env."), meta_.episodes_per_task, static_cast<int>(c.get_int("threads"))),
+        raw_(venv_.spec().obs_dim, false) {
+    set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
+    models_ = make_policy_models(c, venv_.spec());
+    loss_ = LearnedLoss(loss_spec(lsec_, venv_.spec()));
+    phi_ = loss_.init(mix_seed(seed_, 21));
+    adam_ = Adam(phi_, 1e-8);
+    fresh_ = meta_.schedule == "fresh";
+    pool_.resize(meta_.pool_size);
+    for (int j = 0; j < meta_.pool_size; ++j) {
+      reset_slot(pool_[j]);
+      // Staggered ages: the pool holds policies at different stages of learning.
+      if (!fresh_) pool_[j].age = j * meta_.pool_reset_every / meta_.pool_size;
+    }
+  }
+
+  std::string label() const override { return "meta-train " + env_name_; }
+  int iterations() const override { return meta_.iterations; }
+  int checkpoint_every() const override { return meta_.checkpoint_every; }
+  std::vector<std::string> columns() const override {
+    return {"iteration",   "wall_seconds", "seconds",   "task_loss", "inner_loss",      "pool_success_rate",
+            "post_success_rate", "pool_return", "post_return", "grad_norm", "skipped", "resets",
+            "collect_seconds", "pool_log_std"};
+  }
+
+  nlohmann::json iterate(int it) override {
+    const auto it_start = Clock::now();
+    const int n_tasks = meta_.tasks_per_iteration, episodes = meta_.episodes_per_task, K = meta_.inner_steps;
+    const GaussianPolicy& policy = models_.policy;
+    Params acc;
+    int ok = 0, skipped = 0;
+    double task_l = 0, inner_l = 0, pool_s = 0, post_s = 0, pool_r = 0, post_r = 0, collect_s = 0, log_std_sum = 0;
+    for (int k = 0; k < n_tasks; ++k) {
+      PoolSlot& slot = pool_[(static_cast<size_t>(it - 1) * n_tasks + k) % pool_.size()];
+      const uint64_t tseed = mix_seed(seed_, static_cast<uint64_t>(it) * 1000 + k);
+      const auto tasks = sample_tasks(venv_.env(0), Split::Train, tseed, episodes);
+      Params theta = clone_params(slot.theta, true);
+      auto tc = Clock::now();
+      Batch b1 = collect(venv_, policy, theta, raw_, tasks, mix_seed(tseed, 1), false);
+      collect_s += since(tc);
+      compute_rtg(b1, meta_.gamma);
+      const Minibatch mb1 = flatten_batch(b1);
+      if (it <= lsec_.norm_iterations) {
+        torch::NoGradGuard ng;
+        loss_.update_stats(loss_inputs(mb1, policy_eval(policy, theta, mb1)));
+      }
+      double il = 0;
+      Params theta_k = inner_step(loss_, phi_, policy, theta, mb1, meta_.inner_lr, true, &il);
+      for (int step = 2; step <= K; ++step) {
+        Batch bk = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, step + 10), false);
+        compute_rtg(bk, meta_.gamma);
+        theta_k = inner_step(loss_, phi_, policy, theta_k, flatten_batch(bk), meta_.inner_lr, true);
+      }
+      tc = Clock::now();
+      Batch b2 = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, 2), false);
+      collect_s += since(tc);
+      compute_rtg(b2, meta_.gamma);
+      const Tensor lt = task_loss(policy, theta_k, b2);
+      std::vector<Tensor> g;
+      bool finite = std::isfinite(lt.item<double>());
+      if (finite) {
+        g = torch::autograd::grad({lt}, phi_);
+        finite = all_finite(g) && all_finite(theta_k);
+      }
+      if (!finite) {
+        // Skip this task's gradient and restart the policy that produced it.
+        ++skipped;
+        reset_slot(slot);
+        continue;
+      }
+      if (acc.empty()) acc = g;
+      else for (size_t i = 0; i < g.size(); ++i) acc[i] = acc[i] + g[i];
+      ++ok;
+      task_l += lt.item<double>(), inner_l += il;
+      pool_s += b1.success_rate, post_s += b2.success_rate, pool_r += b1.return_mean, post_r += b2.return_mean;
+      log_std_sum += policy.log_std(theta_k).mean().item<double>();
+      slot.theta = clone_params(theta_k, true);
+      if (fresh_ || ++slot.age >= meta_.pool_reset_every) reset_slot(slot);
+    }
+    double gn = NAN;
+    if (ok > 0) {
+      for (auto& t : acc) t = t / static_cast<double>(ok);
+      gn = clip_grad_norm(acc, meta_.max_grad_norm);
+      if (std::isfinite(gn)) adam_.step(phi_, acc, meta_.outer_lr);
+      else ++skipped;
+    }
+    total_skipped_ += skipped;
+    const double secs = since(it_start);
+    step_seconds_.push_back(secs);
+    const double n = std::max(ok, 1);
+    return {{"iteration", it},         {"seconds", secs},
+            {"task_loss", task_l / n}, {"inner_loss", inner_l / n},
+            {"pool_success_rate", pool_s / n}, {"post_success_rate", post_s / n},
+            {"pool_return", pool_r / n}, {"post_return", post_r / n},
+            {"grad_norm", gn},         {"skipped", skipped},
+            {"resets", resets_},       {"collect_seconds", collect_s},
+            {"pool_log_std", log_std_sum / n}};
+  }
+
+  std::string progress_text(const nlohmann::json& r) const override {
+    return fmt::format("task loss {:.4f} | pool success {:.0f}% -> {:.0f}% | {:.2f}s/it{}", r["task_loss"].get<double>(),
+                       100 * r["pool_success_rate"].get<double>(), 100 * r["post_success_rate"].get<double>(),
+                       r["seconds"].get<double>(), r["skipped"].get<int>() ? " | skipped non-finite" : "");
+  }
+
+  void save(Archive& a) const override {
+    std::vector<int> ages;
+    for (const auto& s : pool_) ages.push_back(s.age);
+    a.meta()["resets"] = resets_;
+    a.meta()["ages"] = ages;
+    a.meta()["skipped"] = total_skipped_;
+    loss_.put(a, "loss/", phi_);
+    adam_.save(a, "adam/");
+    for (size_t j = 0; j < pool_.size(); ++j) put_params(a, "pool/" + std::to_string(j) + "/", pool_[j].theta);
+  }
+
+  void load(const Archive& a) override {
+    loss_ = LearnedLoss::get(a, "loss/", &phi_);
+    adam_ = Adam(phi_, 1e-8);
+    adam_.load(a, "adam/");
+    for (size_t j = 0; j < pool_.size(); ++j) {
+      pool_[j].theta = get_params(a, "pool/" + std::to_string(j) + "/", pool_[j].theta.size());
+      pool_[j].age = a.meta().at("ages").at(j).get<int>();
+    }
+    resets_ = a.meta().at("resets").get<uint64_t>();
+    total_skipped_ = a.meta().at("skipped").get<int>();
+  }
+
+  void write_artifacts(const std::string& run_dir, int it) const override {
+    loss_.save((fs::path(run_dir) / "loss.ml3").string(), phi_,
+               {{"env", env_name_}, {"meta_iteration", it}, {"seed", seed_}, {"run", run_dir}});
+  }
+
+  nlohmann::json summary(double) override {
+    std::vector<double> sorted = step_seconds_;
+    std::sort(sorted.begin(), sorted.end());
+    return {{"env", env_name_},
+            {"algorithm", "ml3"},
+            {"seed", seed_},
+            {"schedule", meta_.schedule},
+            {"tasks_per_iteration", meta_.tasks_per_iteration},
+            {"episodes_per_task", meta_.episodes_per_task},
+            {"meta_iteration_seconds_median", sorted.empty() ? NAN : sorted[sorted.size() / 2]},
+            {"skipped_non_finite", total_skipped_},
+            {"loss_file", (fs::path(run_dir_) / "loss.ml3").string()}};
+  }
+
+  Plot plot() const override {
+    return {"meta", "meta_curve.png", fmt::format("ML3 meta-training on {} (seed {})", env_name_, seed_)};
+  }
+
+ private:
+  void reset_slot(PoolSlot& slot) {
+    slot.theta = models_.policy.init(mix_seed(seed_, 5000 + resets_++));
+    slot.age = 0;
+  }
+
+  Config cfg_;
+  MetaSection meta_;
+  LossSection lsec_;
+  uint64_t seed_;
+  std::string env_name_, run_dir_;
+  VecEnv venv_;
+  ObsNormalizer raw_;
+  PolicyModels models_;
+  LearnedLoss loss_;
+  Params phi_;
+  Adam adam_;
+  bool fresh_ = false;
+  std::vector<PoolSlot> pool_;
+  uint64_t resets_ = 0;
+  int total_skipped_ = 0;
+  std::vector<double> step_seconds_;
+};
+
+void declare_ml3(Schema& s, const std::string&) {
+  declare<PolicySection>(s, "policy.", PolicySection{{64, 64}, "tanh", -0.5, -5.0, 1.0, false});
+  declare<ValueSection>(s, "value.");
+  declare<LossSection>(s, "loss.");
+  declare<MetaSection>(s, "meta.");
+  declare<MetaTestSection>(s, "meta_test.");
+  declare_baselines(s);
+}
+
+void check_ml3(const Config& c, const std::string& source) {
+  if (c.get_bool("policy.obs_norm"))
+    throw Error(source + ": key 'policy.obs_norm': meta-learning trains policies on raw observations; set it to false");
+  parse_loss_features(c.get_string("loss.features"));
+}
+
+}  // namespace
+
+AlgorithmEntry ml3_algorithm() {
+  AlgorithmEntry e;
+  e.name = "ml3";
+  e.command = Command::MetaTrain;
+  e.description = "ML3: a learned loss that replaces the policy-gradient objective (Bechtle et al. 2021)";
+  e.declare = declare_ml3;
+  e.check = check_ml3;
+  e.make = [](const Config& c, const std::string& run_dir) -> std::unique_ptr<Algorithm> {
+    return std::make_unique<Ml3MetaTrainer>(c, run_dir);
+  };
+  e.meta_test = run_policy_meta_test;
+  e.meta_test_table = policy_meta_test_table;
+  return e;
+}
+
+}  // namespace ml3

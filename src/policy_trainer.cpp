@@ -1,0 +1,332 @@
+#include "src/policy_trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fmt/format.h>
+
+#include "core/archive.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+
+PolicyModels make_policy_models(const Config& c, const EnvSpec& spec) {
+  const int obs_dim = spec.obs_dim, act_dim = spec.act_dim;
+  const auto ps = read<PolicySection>(c, "policy.");
+  const auto vs = read<ValueSection>(c, "value.");
+  PolicyModels m;
+  m.spec = spec;
+  PolicyConfig pc;
+  pc.hidden = ps.hidden;
+  pc.activation = parse_activation(ps.activation);
+  pc.init_log_std = ps.init_log_std;
+  pc.log_std_min = ps.log_std_min;
+  pc.log_std_max = ps.log_std_max;
+  if (!(pc.log_std_min < pc.log_std_max)) throw Error("config: policy.log_std_min must be below policy.log_std_max");
+  m.policy = GaussianPolicy(obs_dim, act_dim, pc);
+  std::vector<int> sizes{obs_dim};
+  for (int h : vs.hidden) sizes.push_back(h);
+  sizes.push_back(1);
+  m.value_net = FunctionalMlp(sizes, parse_activation(vs.activation));
+  m.norm = ObsNormalizer(obs_dim, ps.obs_norm);
+  return m;
+}
+
+void declare_policy_run(Schema& s) {
+  declare<TrainSection>(s, "train.");
+  declare<PolicySection>(s, "policy.");
+  declare<ValueSection>(s, "value.");
+}
+void declare_policy_debug(Schema& s) { declare<DebugSection>(s, "debug."); }
+
+std::unique_ptr<Algorithm> make_policy_trainer(const Config& c, const AlgorithmEntry& entry) {
+  return std::make_unique<PolicyTrainer>(c, entry, "", train_plan(c));
+}
+
+PolicyRunPlan train_plan(const Config& c) {
+  const auto t = read<TrainSection>(c, "train.");
+  PolicyRunPlan p;
+  p.seed = static_cast<uint64_t>(c.get_int("seed"));
+  p.iterations = t.iterations;
+  p.episodes = t.episodes_per_iteration;
+  p.checkpoint_every = t.checkpoint_every;
+  p.eval_every = t.eval_every;
+  p.eval_episodes = t.eval_episodes;
+  p.eval_seed = static_cast<uint64_t>(t.eval_seed);
+  p.nan_at_iteration = read<DebugSection>(c, "debug.").nan_at_iteration;
+  return p;
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+bool all_finite(const Params& p) {
+  for (const auto& t : p)
+    if (!torch::isfinite(t).all().item<bool>()) return false;
+  return true;
+}
+
+// Checks that loaded tensors have the shapes the configured networks expect.
+Params checked_params(const Archive& a, const std::string& prefix, const Params& expected, const std::string& what) {
+  Params loaded = get_params(a, prefix, expected.size());
+  for (size_t i = 0; i < expected.size(); ++i)
+    if (loaded[i].sizes() != expected[i].sizes())
+      throw Error(fmt::format("{}: {} tensor {} has shape {}, the config's network expects {}", a.path(), what, i,
+                              c10::str(loaded[i].sizes()), c10::str(expected[i].sizes())));
+  return loaded;
+}
+
+std::string fmt_count(double v) {
+  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+}  // namespace
+
+// ---- the trainer ------------------------------------------------------------------
+PolicyTrainer::PolicyTrainer(const Config& c, const AlgorithmEntry& entry, const std::string& prefix,
+                             const PolicyRunPlan& plan)
+    : name_(entry.name),
+      env_name_(c.get_string("env.name")),
+      plan_(plan),
+      venv_(env_name_, c.subset("env."), plan.episodes, static_cast<int>(c.get_int("threads"))),
+      eval_env_(env_name_, c.subset("env."), plan.eval_episodes, static_cast<int>(c.get_int("threads"))) {
+  threads_ = static_cast<int>(c.get_int("threads"));
+  set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
+  models_ = make_policy_models(c, venv_.spec());
+  update_ = entry.make_update(c, prefix, models_);
+  pp_ = models_.policy.init(mix_seed(plan.seed, 11));
+  vp_ = models_.value_net.init(mix_seed(plan.seed, 12));
+  update_->init(pp_, vp_);
+}
+
+std::string PolicyTrainer::label() const { return "train " + env_name_ + " " + name_; }
+
+std::vector<std::string> PolicyTrainer::columns() const {
+  return {"iteration",     "env_steps",      "wall_seconds",      "steps_per_s",
+          "return_mean",   "success_rate",   "final_distance_mean", "policy_loss",
+          "value_loss",    "entropy",        "approx_kl",         "clip_fraction",
+          "grad_norm",     "lr",             "collect_seconds",   "update_seconds",
+          "eval_success_rate", "eval_final_distance_mean", "eval_return_mean"};
+}
+
+nlohmann::json PolicyTrainer::iterate(int it) {
+  const auto it_start = Clock::now();
+  const EnvSpec& spec = venv_.spec();
+  const auto tasks = sample_tasks(venv_.env(0), plan_.train_split, mix_seed(plan_.seed, plan_.task_offset + it),
+                                  plan_.episodes);
+  Batch batch = collect(venv_, models_.policy, pp_, models_.norm, tasks, mix_seed(plan_.seed, plan_.noise_offset + it),
+                        false);
+  const double collect_seconds = since(it_start);
+  if (it == plan_.nan_at_iteration) batch.rewards[0][0] = NAN;
+  {
+    // Normaliser statistics from this batch apply from the next rollout on.
+    const Tensor raw = batch.raw_obs.reshape({-1, spec.obs_dim}).to(torch::kFloat64).contiguous();
+    models_.norm.update(raw.data_ptr<double>(), raw.size(0));
+  }
+  compute_rtg(batch, update_->gamma());
+  if (update_->gae_lambda() >= 0) {
+    compute_values(batch, models_.value_net, vp_);
+    compute_gae(batch, update_->gamma(), update_->gae_lambda());
+  }
+  const double lr_scale = update_->anneal_lr() ? 1.0 - static_cast<double>(it - 1) / plan_.iterations : 1.0;
+  const auto update_start = Clock::now();
+  // The update works on copies: a non-finite result leaves the parameters as they were.
+  Params pp = clone_params(pp_, true), vp = clone_params(vp_, true);
+  const UpdateStats us = update_->update(batch, pp, vp, lr_scale, mix_seed(plan_.seed, plan_.shuffle_offset + it));
+  if (!all_finite(pp) || !all_finite(vp)) throw NonFiniteError("non-finite parameters after the update");
+  pp_ = std::move(pp), vp_ = std::move(vp);
+  const double update_seconds = since(update_start);
+  env_steps_ += batch.steps();
+  const double it_seconds = since(it_start);
+  return {{"iteration", it},
+          {"env_steps", env_steps_},
+          {"steps_per_s", batch.steps() / it_seconds},
+          {"return_mean", batch.return_mean},
+          {"success_rate", batch.success_rate},
+          {"final_distance_mean", batch.final_distance_mean},
+          {"policy_loss", us.policy_loss},
+          {"value_loss", us.value_loss},
+          {"entropy", us.entropy},
+          {"approx_kl", us.approx_kl},
+          {"clip_fraction", us.clip_fraction},
+          {"grad_norm", us.grad_norm},
+          {"lr", update_->lr() * lr_scale},
+          {"collect_seconds", collect_seconds},
+          {"update_seconds", update_seconds}};
+}
+
+EvalResult PolicyTrainer::evaluate_policy() {
+  return ml3::evaluate(eval_env_, models_.policy, pp_, models_.norm, plan_.eval_split, plan_.eval_episodes,
+                       plan_.eval_seed);
+}
+
+nlohmann::json PolicyTrainer::evaluate() {
+  const EvalResult ev = evaluate_policy();
+  last_eval_success_ = ev.success_rate;
+  return {{"eval_success_rate", ev.success_rate},
+          {"eval_final_distance_mean", ev.final_distance_mean},
+          {"eval_return_mean", ev.return_mean}};
+}
+
+std::string PolicyTrainer::progress_text(const nlohmann::json& row) const {
+  return fmt::format("{} steps | {} steps/s | return {:.2f} | success {:.0f}% | eval {}",
+                     fmt_count(row["env_steps"].get<double>()), fmt_count(row["steps_per_s"].get<double>()),
+                     row["return_mean"].get<double>(), 100 * row["success_rate"].get<double>(),
+                     last_eval_success_ >= 0 ? fmt::format("{:.0f}%", 100 * last_eval_success_) : "-");
+}
+
+void PolicyTrainer::save(Archive& a) const {
+  a.meta()["env_steps"] = env_steps_;
+  put_params(a, "policy/", pp_);
+  put_params(a, "value/", vp_);
+  models_.norm.save(a, "norm/");
+  update_->save(a, "update/");
+}
+
+void PolicyTrainer::load(const Archive& a) {
+  pp_ = checked_params(a, "policy/", pp_, "policy");
+  vp_ = checked_params(a, "value/", vp_, "value");
+  models_.norm.load(a, "norm/");
+  update_->load(a, "update/");
+  env_steps_ = a.meta().at("env_steps").get<int64_t>();
+}
+
+nlohmann::json PolicyTrainer::summary(double wall_seconds) {
+  const EvalResult ev = evaluate_policy();
+  return {{"env", env_name_},
+          {"algorithm", name_},
+          {"seed", plan_.seed},
+          {"policy_updates", update_->policy_steps()},
+          {"env_steps", env_steps_},
+          {"train_steps_per_s", env_steps_ / std::max(1e-9, wall_seconds)},
+          {"threads", threads_},
+          {"eval_split", split_name(plan_.eval_split)},
+          {"eval_episodes", plan_.eval_episodes},
+          {"final_success_rate", ev.success_rate},
+          {"final_distance_mean", ev.final_distance_mean},
+          {"final_return_mean", ev.return_mean},
+          {"success_threshold", venv_.spec().success_threshold}};
+}
+
+Algorithm::Plot PolicyTrainer::plot() const {
+  return {"curve", "learning_curve.png", fmt::format("{} / {} (seed {})", env_name_, name_, plan_.seed)};
+}
+
+// ---- the actor-critic rules' shared steps ----------------------------------------------
+ActorCriticUpdate::ActorCriticUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
+    : optim_(read<OptimSection>(c, prefix + "optim.")), pg_(read<PgSection>(c, prefix + "pg.")), models_(m) {}
+
+void ActorCriticUpdate::init(const Params& policy, const Params& value) {
+  policy_adam_ = Adam(policy, optim_.adam_eps);
+  value_adam_ = Adam(value, optim_.adam_eps);
+}
+
+void ActorCriticUpdate::save(Archive& a, const std::string& prefix) const {
+  policy_adam_.save(a, prefix + "adam_policy/");
+  value_adam_.save(a, prefix + "adam_value/");
+}
+
+void ActorCriticUpdate::load(const Archive& a, const std::string& prefix) {
+  policy_adam_.load(a, prefix + "adam_policy/");
+  value_adam_.load(a, prefix + "adam_value/");
+}
+
+namespace {
+void check_finite(double v, const char* what) {
+  if (!std::isfinite(v)) throw NonFiniteError(std::string("non-finite ") + what);
+}
+}  // namespace
+
+Minibatch ActorCriticUpdate::prepare(Batch& batch) const {
+  Minibatch all = flatten_batch(batch);
+  if (pg_.normalize_advantages)
+    all.advantages = (all.advantages - all.advantages.mean()) / (all.advantages.std() + 1e-8);
+  return all;
+}
+
+double ActorCriticUpdate::policy_step(const Objective& objective, const Minibatch& mb, Params& pp, double lr_scale,
+                                      UpdateStats& st) {
+  const PolicyEval ev = policy_eval(models_.policy, pp, mb);
+  LossStats ls;
+  const Tensor pg_loss = objective.policy_loss(mb, ev, &ls);
+  const Tensor loss = pg_loss - pg_.entropy_coef * ev.entropy;
+  check_finite(loss.item<double>(), "policy loss");
+  auto grads = torch::autograd::grad({loss}, pp);
+  const double gn = clip_grad_norm(grads, optim_.max_grad_norm);
+  check_finite(gn, "policy gradient");
+  policy_adam_.step(pp, grads, optim_.lr * lr_scale);
+  st.policy_loss += pg_loss.item<double>();
+  st.entropy += ev.entropy.item<double>();
+  st.approx_kl += ls.approx_kl;
+  st.clip_fraction += ls.clip_fraction;
+  st.grad_norm += gn;
+  ++st.policy_updates;
+  return ls.approx_kl;
+}
+
+void ActorCriticUpdate::value_step(const Minibatch& mb, Params& vp, double lr_scale, UpdateStats& st,
+                                   int& value_steps) {
+  const Tensor v = models_.value_net.forward(mb.obs, vp).squeeze(-1);
+  const Tensor loss = 0.5 * (v - mb.returns).pow(2).mean();
+  check_finite(loss.item<double>(), "value loss");
+  auto grads = torch::autograd::grad({loss}, vp);
+  check_finite(clip_grad_norm(grads, optim_.max_grad_norm), "value gradient");
+  value_adam_.step(vp, grads, optim_.value_lr * lr_scale);
+  st.value_loss += loss.item<double>();
+  ++value_steps;
+}
+
+void ActorCriticUpdate::average(UpdateStats& st, int value_steps) {
+  if (st.policy_updates > 0) {
+    st.policy_loss /= st.policy_updates, st.entropy /= st.policy_updates, st.approx_kl /= st.policy_updates;
+    st.clip_fraction /= st.policy_updates, st.grad_norm /= st.policy_updates;
+  }
+  if (value_steps > 0) st.value_loss /= value_steps;
+}
+
+// ---- ml3 eval ---------------------------------------------------------------------------
+std::string run_eval(const EvalArgs& args) {
+  std::string path = args.checkpoint;
+  if (path.empty()) {
+    if (args.run_dir.empty()) throw UsageError("eval needs --run DIR or --checkpoint FILE");
+    path = (fs::path(args.run_dir) / "checkpoints" / "last.ckpt").string();
+  }
+  const Archive a = Archive::load(path, "checkpoint");
+  const AlgorithmEntry& entry = find_algorithm(a.meta().at("algorithm").get<std::string>());
+  if (entry.command != Command::Train)
+    throw Error(path + ": a checkpoint of ml3 meta-train (" + entry.name + "), not of a policy; use its loss file");
+  const std::string env_name = a.meta().at("env").get<std::string>();
+  Config cfg(algorithm_schema(entry, env_name));
+  cfg.load_yaml_string(a.meta().at("config").get<std::string>(), path + " (stored config)");
+  for (const auto& o : args.env_overrides)
+    if (o.rfind("env.", 0) != 0) throw UsageError("eval accepts only env.key=value overrides, got '" + o + "'");
+  cfg.apply_overrides(args.env_overrides);
+  const int threads = args.threads > 0 ? args.threads : static_cast<int>(cfg.get_int("threads"));
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  VecEnv venv(env_name, cfg.subset("env."), args.episodes, threads);
+  PolicyModels m = make_policy_models(cfg, venv.spec());
+  const Params pp = checked_params(a, "policy/", m.policy.init(0), "policy");
+  m.norm.load(a, "norm/");
+  const EvalResult r = ml3::evaluate(venv, m.policy, pp, m.norm, parse_split(args.split), args.episodes, args.seed);
+  nlohmann::json j = {{"checkpoint", path},
+                      {"env", env_name},
+                      {"algorithm", entry.name},
+                      {"iteration", a.meta().at("iteration")},
+                      {"split", args.split},
+                      {"episodes", r.episodes},
+                      {"seed", args.seed},
+                      {"success_rate", r.success_rate},
+                      {"final_distance_mean", r.final_distance_mean},
+                      {"return_mean", r.return_mean},
+                      {"success_threshold", venv.spec().success_threshold}};
+  return j.dump();
+}
+
+}  // namespace ml3

@@ -1,0 +1,24 @@
+// The algorithm registry: one line per algorithm. Each entry is defined in
+// the algorithm's own file (src/algos/, src/ml3_meta.cpp, src/sine/).
+#include "src/algorithm.h"
+
+namespace ml3 {
+
+AlgorithmEntry ppo_algorithm();
+AlgorithmEntry reinforce_algorithm();
+AlgorithmEntry learned_loss_algorithm();
+AlgorithmEntry ml3_algorithm();
+AlgorithmEntry sine_algorithm();
+
+const std::vector<AlgorithmEntry>& algorithm_registry() {
+  static const std::vector<AlgorithmEntry> registry = {
+      ppo_algorithm(),           // ml3 train
+      reinforce_algorithm(),     // ml3 train
+      learned_loss_algorithm(),  // ml3 train --loss FILE
+      ml3_algorithm(),           // ml3 meta-train: a loss for policies
+      sine_algorithm(),          // ml3 meta-train: the paper's sine regression testbed
+  };
+  return registry;
+}
+
+}  // namespace ml3

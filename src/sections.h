@@ -1,0 +1,197 @@
+#pragma once
+// The typed config sections of policy learning. Each struct declares its keys
+// once (type, default, range, help; see core/config.h); schemas, the
+// `--print-schema` tables and the config readers are all generated from these
+// declarations. LibTorch-free.
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace ml3 {
+
+// policy.*: the Gaussian policy.
+struct PolicySection {
+  std::vector<int> hidden{64, 64};
+  std::string activation = "tanh";
+  double init_log_std = -0.5;
+  double log_std_min = -5.0;
+  double log_std_max = 1.0;
+  bool obs_norm = true;
+  template <class F>
+  void fields(F& f) {
+    f("hidden", hidden, "policy MLP hidden sizes");
+    f("activation", activation, "policy hidden activation", Choices{{"tanh", "relu", "elu"}});
+    f("init_log_std", init_log_std, "initial log standard deviation of the actions");
+    f("log_std_min", log_std_min, "lower clamp of the log-std");
+    f("log_std_max", log_std_max, "upper clamp of the log-std");
+    f("obs_norm", obs_norm, "running observation normalisation (saved with the policy)");
+  }
+};
+
+// value.*: the value network (baseline / critic).
+struct ValueSection {
+  std::vector<int> hidden{64, 64};
+  std::string activation = "tanh";
+  template <class F>
+  void fields(F& f) {
+    f("hidden", hidden, "value MLP hidden sizes");
+    f("activation", activation, "value hidden activation", Choices{{"tanh", "relu", "elu"}});
+  }
+};
+
+// optim.*: the optimisers of the policy-gradient learners.
+struct OptimSection {
+  double lr = 3e-4;
+  double value_lr = 1e-3;
+  double adam_eps = 1e-5;
+  bool anneal_lr = true;
+  double max_grad_norm = 0.5;
+  template <class F>
+  void fields(F& f) {
+    f("lr", lr, "policy Adam learning rate", Bounds::in(0.0, 10.0, true));
+    f("value_lr", value_lr, "value Adam learning rate", Bounds::in(0.0, 10.0, true));
+    f("adam_eps", adam_eps, "Adam epsilon", Bounds::in(0.0, 1.0, true));
+    f("anneal_lr", anneal_lr, "decay both learning rates linearly to 0 over the run");
+    f("max_grad_norm", max_grad_norm, "global gradient-norm clip (0: off)", Bounds::at_least(0.0));
+  }
+};
+
+// pg.*: advantages and minibatching of the policy-gradient learners.
+struct PgSection {
+  double gamma = 0.99;
+  double gae_lambda = 0.95;
+  bool normalize_advantages = true;
+  double entropy_coef = 0.0;
+  int epochs = 10;
+  int minibatches = 32;
+  template <class F>
+  void fields(F& f) {
+    f("gamma", gamma, "discount", Bounds::in(0.0, 1.0));
+    f("gae_lambda", gae_lambda, "GAE lambda (1: Monte-Carlo return minus baseline)", Bounds::in(0.0, 1.0));
+    f("normalize_advantages", normalize_advantages, "normalise advantages per batch");
+    f("entropy_coef", entropy_coef, "entropy bonus weight", Bounds::at_least(0.0));
+    f("epochs", epochs, "passes over the batch (PPO: policy and value; REINFORCE: value only)");
+    f("minibatches", minibatches, "minibatches per pass");
+  }
+};
+
+// ppo.*: the clipped surrogate.
+struct PpoSection {
+  double clip = 0.2;
+  double target_kl = 0.0;
+  template <class F>
+  void fields(F& f) {
+    f("clip", clip, "PPO ratio clip epsilon", Bounds::in(0.0, 1.0, true));
+    f("target_kl", target_kl, "stop the epochs when approx. KL exceeds this (0: off)", Bounds::at_least(0.0));
+  }
+};
+
+// train.*: the policy-training loop of `ml3 train`.
+struct TrainSection {
+  int iterations = 300;
+  int episodes_per_iteration = 64;
+  int checkpoint_every = 50;
+  int eval_every = 25;
+  int eval_episodes = 100;
+  int eval_seed = 0;
+  template <class F>
+  void fields(F& f) {
+    f("iterations", iterations, "policy-update iterations (each collects a batch of episodes)");
+    f("episodes_per_iteration", episodes_per_iteration, "episodes per iteration (batched envs; one train goal each)");
+    f("checkpoint_every", checkpoint_every, "write a checkpoint every K iterations (and at the end)");
+    f("eval_every", eval_every, "deterministic evaluation on the test split every K iterations (0: end only)",
+      Bounds::at_least(0));
+    f("eval_episodes", eval_episodes, "test goals per evaluation");
+    f("eval_seed", eval_seed, "seed of the evaluation goals (same goals for every run)", Bounds::at_least(0));
+  }
+};
+
+// debug.*: testing aids.
+struct DebugSection {
+  int nan_at_iteration = 0;
+  template <class F>
+  void fields(F& f) {
+    f("nan_at_iteration", nan_at_iteration, "testing aid: inject a NaN reward at this iteration (0: off)",
+      Bounds::at_least(0));
+  }
+};
+
+// loss.*: the learned-loss network of ML3.
+struct LossSection {
+  std::string features = "all";
+  std::vector<int> hidden{32, 32};
+  std::string activation = "tanh";
+  double init_scale = 0.01;
+  int norm_iterations = 50;
+  template <class F>
+  void fields(F& f) {
+    f("features", features,
+      "learned-loss inputs, comma-separated from: obs, goal, action, reward, return_to_go, time, "
+      "policy_mean, log_prob (or all)");
+    f("hidden", hidden, "learned-loss MLP hidden sizes");
+    f("activation", activation, "learned-loss hidden activation", Choices{{"tanh", "relu", "elu"}});
+    f("init_scale", init_scale, "scale of the learned loss's output layer at initialisation",
+      Bounds::in(0.0, 10.0, true));
+    f("norm_iterations", norm_iterations, "meta-iterations whose features set the input normalisation (then frozen)");
+  }
+};
+
+// meta.*: ML3 meta-training of a policy loss.
+struct MetaSection {
+  int iterations = 1000;
+  int tasks_per_iteration = 4;
+  int episodes_per_task = 64;
+  double inner_lr = 0.5;
+  int inner_steps = 1;
+  double outer_lr = 1e-3;
+  double max_grad_norm = 1.0;
+  std::string schedule = "pool";
+  int pool_size = 4;
+  int pool_reset_every = 200;
+  double gamma = 0.99;
+  int checkpoint_every = 100;
+  template <class F>
+  void fields(F& f) {
+    f("iterations", iterations, "outer (meta) iterations");
+    f("tasks_per_iteration", tasks_per_iteration, "tasks (batches of train goals) per outer gradient");
+    f("episodes_per_task", episodes_per_task, "episodes per task = batch size of every policy update");
+    f("inner_lr", inner_lr, "inner SGD step size alpha (meta-train and meta-test)", Bounds::in(0.0, 1e6, true));
+    f("inner_steps", inner_steps, "differentiable inner steps K (fresh rollouts each)", Bounds::in(1, 20));
+    f("outer_lr", outer_lr, "Adam learning rate of the learned loss", Bounds::in(0.0, 10.0, true));
+    f("max_grad_norm", max_grad_norm, "outer gradient-norm clip (0: off)", Bounds::at_least(0.0));
+    f("schedule", schedule,
+      "policies the loss is meta-trained on: pool (policies keep training with the current loss, "
+      "reset every pool_reset_every updates) or fresh (a new policy every step)",
+      Choices{{"pool", "fresh"}});
+    f("pool_size", pool_size, "policies in the pool");
+    f("pool_reset_every", pool_reset_every, "inner updates after which a pool policy is re-initialised");
+    f("gamma", gamma, "discount of reward-to-go (features and task loss)", Bounds::in(0.0, 1.0));
+    f("checkpoint_every", checkpoint_every, "checkpoint (and loss.ml3) every K iterations");
+  }
+};
+
+// meta_test.*: comparing a learned loss with the baselines.
+struct MetaTestSection {
+  int updates = 200;
+  int seeds = 3;
+  int eval_every = 10;
+  int eval_episodes = 100;
+  int eval_seed = 0;
+  double success_target = 0.8;
+  std::string methods = "learned_loss,reinforce,ppo";
+  template <class F>
+  void fields(F& f) {
+    f("updates", updates, "policy updates per method and seed (one batch each)");
+    f("seeds", seeds, "policy seeds per method");
+    f("eval_every", eval_every, "evaluate every K updates (deterministic policy)");
+    f("eval_episodes", eval_episodes, "goals per evaluation");
+    f("eval_seed", eval_seed, "seed of the evaluation goals", Bounds::at_least(0));
+    f("success_target", success_target, "success rate whose first crossing is reported", Bounds::in(0.0, 1.0));
+    f("methods", methods,
+      "methods compared, comma-separated: learned_loss (the loss under test) and any policy-training "
+      "algorithm with a baselines.<name> section (reinforce, ppo)");
+  }
+};
+
+}  // namespace ml3
