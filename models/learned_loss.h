@@ -1,5 +1,5 @@
 #pragma once
-// The learned loss M_phi of ML3 (see ../shared/ML3.md): an MLP over
+// The learned loss M_phi of ML3 (see docs/method.md): an MLP over
 // per-timestep features with a softplus output, averaged over the batch. It
 // depends on the policy parameters through the policy's outputs (its mean
 // action and the log-probability of the taken action), so its gradient

@@ -1,7 +1,7 @@
 #pragma once
 // Functional networks: parameters are an explicit list of tensors passed to
 // forward(), so the same network runs with updated, still-differentiable
-// parameters (ML3's inner step; see ../shared/ML3.md). Initialisation uses the
+// parameters (ML3's inner step; see docs/method.md). Initialisation uses the
 // project's own RNG, so weights are identical on every platform and thread
 // count.
 #include <ATen/core/Tensor.h>

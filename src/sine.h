@@ -1,6 +1,6 @@
 #pragma once
 // ML3's supervised sine-regression experiment (paper §IV.A; see
-// ../shared/ML3.md, "Supervised: sine regression"): meta-learn a loss
+// docs/method.md, "The sine testbed"): meta-learn a loss
 // M_phi(prediction, target) such that one SGD step of a freshly initialised
 // regressor on mean_i softplus(M_phi(f_theta(x_i), t_i)) lowers the MSE, then
 // train new regressors (also of other architectures) with M_phi alone.
