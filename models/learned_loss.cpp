@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <fmt/format.h>
 #include <sstream>
 
 #include "core/error.h"
@@ -151,7 +152,7 @@ LearnedLoss LearnedLoss::get(const Archive& a, const std::string& prefix, Params
   Params p = get_params(a, prefix + "phi/", expected.size());
   for (size_t i = 0; i < p.size(); ++i)
     if (p[i].sizes() != expected[i].sizes())
-      throw Error(path + ": learned-loss weight " + std::to_string(i) + " has the wrong shape");
+      throw Error(fmt::format("{}: learned-loss weight {} has the wrong shape", path, i));
   if (phi) *phi = p;
   return loss;
 }
@@ -173,10 +174,9 @@ LearnedLoss LearnedLoss::load(const std::string& path, Params* phi, nlohmann::js
 
 void LearnedLoss::check_dims(int obs_dim, int act_dim, int goal_dim, const std::string& where) const {
   if (obs_dim != spec_.obs_dim || act_dim != spec_.act_dim || goal_dim != spec_.goal_dim)
-    throw Error(where + ": the learned loss was meta-trained for obs/act/goal sizes " + std::to_string(spec_.obs_dim) +
-                "/" + std::to_string(spec_.act_dim) + "/" + std::to_string(spec_.goal_dim) +
-                ", this environment has " + std::to_string(obs_dim) + "/" + std::to_string(act_dim) + "/" +
-                std::to_string(goal_dim));
+    throw Error(fmt::format("{}: the learned loss was meta-trained for obs/act/goal sizes {}/{}/{}, this environment "
+                            "has {}/{}/{}",
+                            where, spec_.obs_dim, spec_.act_dim, spec_.goal_dim, obs_dim, act_dim, goal_dim));
 }
 
 }  // namespace ml3

@@ -237,29 +237,24 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
 std::string policy_meta_test_table(const std::string& results_json) {
   const auto j = nlohmann::json::parse(results_json);
   std::ostringstream os;
-  char line[256];
-  std::snprintf(line, sizeof(line), "meta-test on %s, %s split: %d updates x %d episodes, %d seeds, success target %.0f%%\n",
-                j["env"].get<std::string>().c_str(), j["split"].get<std::string>().c_str(), j["updates"].get<int>(),
-                j["episodes_per_update"].get<int>(), j["seeds"].get<int>(), 100 * j["success_target"].get<double>());
-  os << line;
-  std::snprintf(line, sizeof(line), "%-10s %14s %15s %22s\n", "method", "final success", "final distance",
-                "updates to target");
-  os << line;
+  os << fmt::format("meta-test on {}, {} split: {} updates x {} episodes, {} seeds, success target {:.0f}%\n",
+                    j["env"].get<std::string>(), j["split"].get<std::string>(), j["updates"].get<int>(),
+                    j["episodes_per_update"].get<int>(), j["seeds"].get<int>(), 100 * j["success_target"].get<double>());
+  os << fmt::format("{:<13} {:>14} {:>15} {:>22}\n", "method", "final success", "final distance", "updates to target");
   for (const auto& m : j["methods"]) {
-    std::string reach = m["updates_to_threshold"].is_null()
-                            ? "not reached (" + std::to_string(m["seeds_reaching_threshold"].get<int>()) + "/" +
-                                  std::to_string(j["seeds"].get<int>()) + " seeds)"
-                            : std::to_string(static_cast<int>(std::lround(m["updates_to_threshold"].get<double>())));
-    std::snprintf(line, sizeof(line), "%-10s %13.1f%% %15.4f %22s\n", m["name"].get<std::string>().c_str(),
-                  100 * m["final_success_rate"].get<double>(), m["final_distance_mean"].get<double>(), reach.c_str());
-    os << line;
+    const std::string reach =
+        m["updates_to_threshold"].is_null()
+            ? fmt::format("not reached ({}/{} seeds)", m["seeds_reaching_threshold"].get<int>(), j["seeds"].get<int>())
+            : fmt::format("{:.0f}", m["updates_to_threshold"].get<double>());
+    os << fmt::format("{:<13} {:>13.1f}% {:>15.4f} {:>22}\n", m["name"].get<std::string>(),
+                      100 * m["final_success_rate"].get<double>(), m["final_distance_mean"].get<double>(), reach);
   }
   for (const auto& h : j.value("headline", nlohmann::json::array())) {
     const auto& u = h["updates_to_reach_it"];
     os << fmt::format("{}'s final success {:.1f}% after {} updates; {} reaches it after {} updates ({}/{} seeds)\n",
                       h["baseline"].get<std::string>(), 100 * h["baseline_final_success_rate"].get<double>(),
                       h["baseline_updates"].get<int>(), h["method"].get<std::string>(),
-                      u.is_null() ? std::string("-") : std::to_string(static_cast<int>(std::lround(u.get<double>()))),
+                      u.is_null() ? std::string("-") : fmt::format("{:.0f}", u.get<double>()),
                       h["seeds_reaching_it"].get<int>(), j["seeds"].get<int>());
   }
   return os.str();

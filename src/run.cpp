@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -66,17 +67,13 @@ void Progress::update(int done, const std::string& text) {
   const double rate = elapsed > 0 ? (done - first_) / elapsed : 0.0;
   const double eta = rate > 0 ? (total_ - done) / rate : NAN;
   const int pct = total_ > 0 ? 100 * done / total_ : 100;
-  char eta_buf[32] = "?";
+  std::string eta_text = "?";
   if (std::isfinite(eta)) {
     const int s = static_cast<int>(eta);
-    if (s >= 3600) std::snprintf(eta_buf, sizeof(eta_buf), "%dh%02dm", s / 3600, s % 3600 / 60);
-    else std::snprintf(eta_buf, sizeof(eta_buf), "%dm%02ds", s / 60, s % 60);
+    eta_text = s >= 3600 ? fmt::format("{}h{:02d}m", s / 3600, s % 3600 / 60) : fmt::format("{}m{:02d}s", s / 60, s % 60);
   }
-  char head[128];
-  std::snprintf(head, sizeof(head), "%s %d/%d %3d%%", label_.c_str(), done, total_, pct);
-  char tail[96];
-  std::snprintf(tail, sizeof(tail), "%.2f it/s | ETA %s", rate, eta_buf);
-  const std::string line = std::string(head) + " | " + text + " | " + tail;
+  const std::string line =
+      fmt::format("{} {}/{} {:3d}% | {} | {:.2f} it/s | ETA {}", label_, done, total_, pct, text, rate, eta_text);
   if (tty_) {
     std::fprintf(stderr, "\r%-150s", line.c_str());
     open_ = true;

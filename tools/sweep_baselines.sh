@@ -15,7 +15,7 @@ for method in reinforce ppo; do
   if [ "$method" = reinforce ]; then lrs="1e-3 3e-3 1e-2 3e-2"; else lrs="1e-4 3e-4 1e-3 3e-3"; fi
   for lr in $lrs; do
     build/ml3 meta-test --loss "$loss" --config "$config" --out "$out/${method}_$lr" --force --quiet --json \
-      meta_test.methods=$method baselines.${method}_lr=$lr "$@" > "$out/${method}_$lr.json"
+      meta_test.methods=$method baselines.${method}.optim.lr=$lr "$@" > "$out/${method}_$lr.json"
     python3 - "$out/${method}_$lr.json" "$method" "$lr" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1]))
