@@ -1,8 +1,8 @@
-// Tests of the supervised sine testbed (src/sine.h): the autograd meta-gradient
+// Tests of the supervised sine testbed (src/sine/sine.h): the autograd meta-gradient
 // against central finite differences, the hand-derived Eigen meta-gradient
 // against autograd, a short meta-training, the learned-loss file and config
 // errors. Small networks, fixed seeds, double where exactness matters.
-#include "src/sine.h"
+#include "src/sine/sine.h"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +14,6 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <unistd.h>
 
 #include "core/archive.h"
 #include "core/error.h"
@@ -26,21 +24,9 @@ namespace fs = std::filesystem;
 namespace ml3 {
 namespace {
 
-fs::path temp_dir(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("ml3_sine_test_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 using test::error_of;
+using test::read_text;
+using test::temp_dir;
 
 double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
   double num = 0, den = 0;

@@ -7,7 +7,7 @@
 #include "core/error.h"
 #include "src/ml3.h"
 #include "src/run.h"
-#include "src/sine.h"
+#include "src/sine/sine.h"
 #include "tools/commands.h"
 
 namespace ml3 {

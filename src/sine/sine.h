@@ -1,9 +1,9 @@
 #pragma once
-// ML3's supervised sine-regression experiment (paper §IV.A; see
-// ../shared/ML3.md, "Supervised: sine regression"): meta-learn a loss
-// M_phi(prediction, target) such that one SGD step of a freshly initialised
-// regressor on mean_i softplus(M_phi(f_theta(x_i), t_i)) lowers the MSE, then
-// train new regressors (also of other architectures) with M_phi alone.
+// ML3's supervised sine-regression experiment (the paper, Bechtle et al. 2021,
+// section IV.A; docs/method.md): meta-learn a loss M_phi(prediction, target)
+// such that one SGD step of a freshly initialised regressor on
+// mean_i softplus(M_phi(f_theta(x_i), t_i)) lowers the MSE, then train new
+// regressors (also of other architectures) with M_phi alone.
 //
 // Two implementations of the meta-gradient dL_T(theta')/dphi through the inner
 // step theta' = theta - alpha * dL_in/dtheta:
@@ -19,6 +19,13 @@
 // Parameters travel as flat vectors, layer by layer: W [in x out] row-major,
 // then b [out] if the network has biases (the order of FunctionalMlp's tensor
 // list). This header is LibTorch-free.
+//
+// The folder: config.cpp (schema, config and problem checks), data.cpp (tasks,
+// data, MLP shapes, initialisation), eigen_engine.cpp and torch_engine.cpp (the
+// two meta-gradient engines behind engine.h; torch_engine.cpp is the only file
+// here that includes LibTorch), loss_file.cpp (the sine_loss archive),
+// meta_learner.cpp (the engine entry points and SineMetaLearner), drivers.cpp
+// (meta-train, meta-test, benchmark); internal.h holds what they share.
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
