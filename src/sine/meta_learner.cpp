@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/adam.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "src/sine/engine.h"
@@ -99,16 +100,7 @@ class LearnerCoreT : public LearnerCore {
     for (T v : g_) sq += static_cast<double>(v) * v;
     st.grad_norm = std::sqrt(sq);
     if (!std::isfinite(st.task_loss) || !std::isfinite(st.grad_norm)) return st;
-    // Adam (PyTorch's defaults: betas 0.9, 0.999, eps 1e-8).
-    ++t_;
-    const T b1 = T(0.9), b2 = T(0.999), eps = T(1e-8);
-    const T bc1 = T(1) - static_cast<T>(std::pow(0.9, t_)), bc2 = T(1) - static_cast<T>(std::pow(0.999, t_));
-    const T step = static_cast<T>(lr_) / bc1, sqrt_bc2 = std::sqrt(bc2);
-    for (size_t i = 0; i < phi_.size(); ++i) {
-      m_[i] = b1 * m_[i] + (T(1) - b1) * g_[i];
-      v_[i] = b2 * v_[i] + (T(1) - b2) * g_[i] * g_[i];
-      phi_[i] -= step * m_[i] / (std::sqrt(v_[i]) / sqrt_bc2 + eps);
-    }
+    adam_step(phi_.data(), g_.data(), m_.data(), v_.data(), phi_.size(), AdamHyper{}, ++t_, lr_);
     return st;
   }
 
@@ -119,7 +111,7 @@ class LearnerCoreT : public LearnerCore {
   SineInit train_init_;
   double lr_;
   std::vector<T> phi_, m_, v_, g_, theta_;
-  long t_ = 0;
+  int64_t t_ = 0;
   std::unique_ptr<Engine<T>> engine_;
 };
 
