@@ -68,6 +68,7 @@ struct AlgorithmEntry {
   Command command;
   std::string description;
   bool needs_env = true;  // env.name and env.* keys
+  RunSection run_defaults;  // defaults of seed, threads, torch_threads
   // The algorithm's own config sections. Policy-training algorithms declare
   // the sections of their update rule under `prefix` (the runner's train.*,
   // policy.* and value.* are common to all of them; meta-test puts baselines

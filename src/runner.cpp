@@ -35,7 +35,7 @@ Schema algorithm_schema(const AlgorithmEntry& entry, const std::string& env_name
   std::vector<std::string> names;
   for (const auto& e : algorithm_registry())
     if (e.command == entry.command) names.push_back(e.name);
-  declare<RunSection>(s, "");
+  declare<RunSection>(s, "", entry.run_defaults);
   s.add_string("algorithm", entry.name,
                entry.command == Command::Train ? "how the policy learns (ml3 train)"
                                                : "what is meta-learned (ml3 meta-train)",

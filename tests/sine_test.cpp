@@ -1,8 +1,9 @@
-// Tests of the supervised sine testbed (src/sine.h): the autograd meta-gradient
+// Tests of the supervised sine testbed (src/sine/sine.h): the autograd meta-gradient
 // against central finite differences, the hand-derived Eigen meta-gradient
 // against autograd, a short meta-training, the learned-loss file and config
 // errors. Small networks, fixed seeds, double where exactness matters.
-#include "src/sine.h"
+#include "src/algorithm.h"
+#include "src/sine/sine.h"
 
 #include <gtest/gtest.h>
 
@@ -14,8 +15,6 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <unistd.h>
 
 #include "core/archive.h"
 #include "core/error.h"
@@ -26,21 +25,9 @@ namespace fs = std::filesystem;
 namespace ml3 {
 namespace {
 
-fs::path temp_dir(const std::string& tag) {
-  auto dir = fs::temp_directory_path() / ("ml3_sine_test_" + tag + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 using test::error_of;
+using test::read_text;
+using test::temp_dir;
 
 double rel_l2(const std::vector<double>& a, const std::vector<double>& b) {
   double num = 0, den = 0;
@@ -295,27 +282,56 @@ TEST(SineRun, MetaTrainThenMetaTest) {
   const Config cfg = small_config({"sine.iterations=20", "sine.regressor_hidden=[16,8]", "sine.loss_hidden=[8,8]",
                                    "sine.transfer_hidden=[12]", "sine.test_tasks=2", "sine.test_seeds=2",
                                    "sine.test_steps=10", "seed=3"});
-  const auto summary = nlohmann::json::parse(run_sine_meta_train(cfg, dir.string(), true));
-  for (const char* f : {"config.yaml", "metrics.csv", "metrics.jsonl", "loss.ml3", "summary.json"})
-    EXPECT_TRUE(fs::exists(dir / f)) << f;
+  // Meta-training runs under the runner (ml3 meta-train), like every algorithm.
+  std::ofstream(dir / "sine.yaml") << cfg.to_yaml();
+  RunArgs args;
+  args.command = Command::MetaTrain;
+  args.config_path = (dir / "sine.yaml").string();
+  args.out_dir = (dir / "run").string();
+  args.quiet = true;
+  const auto summary = nlohmann::json::parse(run(args).summary);
+  const fs::path run_dir = dir / "run";
+  for (const char* f : {"config.yaml", "metrics.csv", "metrics.jsonl", "loss.ml3", "summary.json", "meta_curve.png",
+                        "checkpoints/last.ckpt"})
+    EXPECT_TRUE(fs::exists(run_dir / f)) << f;
   EXPECT_EQ(summary.at("seed"), 3);
   EXPECT_EQ(summary.at("iterations"), 20);
   EXPECT_GT(summary.at("meta_step_ms_median").get<double>(), 0.0);
   EXPECT_TRUE(summary.at("final_task_loss").is_number());
-  EXPECT_EQ(summary.at("loss_file"), (dir / "loss.ml3").string());
-  EXPECT_EQ(nlohmann::json::parse(read_text(dir / "summary.json")), summary);
+  EXPECT_EQ(summary.at("loss_file"), (run_dir / "loss.ml3").string());
+  EXPECT_EQ(nlohmann::json::parse(read_text(run_dir / "summary.json")), summary);
   // One metrics row per iteration (+ CSV header).
-  std::ifstream csv(dir / "metrics.csv");
+  std::ifstream csv(run_dir / "metrics.csv");
   std::string line, header;
   std::getline(csv, header);
-  EXPECT_EQ(header, "iteration,task_loss,inner_loss,grad_norm,step_ms");
+  EXPECT_EQ(header, "iteration,wall_seconds,task_loss,inner_loss,grad_norm,step_ms");
   int rows = 0;
   while (std::getline(csv, line)) ++rows;
   EXPECT_EQ(rows, 20);
+  // Stopped after 8 and resumed: the same metrics (timing aside) and the same loss, bit for bit.
+  args.out_dir = (dir / "split").string();
+  args.stop_after = 8;
+  EXPECT_EQ(run(args).summary, "");
+  RunArgs resume;
+  resume.command = Command::MetaTrain;
+  resume.resume_dir = (dir / "split").string();
+  resume.quiet = true;
+  run(resume);
+  auto losses = [](const fs::path& d) {
+    std::vector<std::string> out;
+    std::ifstream in(d / "metrics.jsonl");
+    for (std::string l; std::getline(in, l);) {
+      auto j = nlohmann::json::parse(l);
+      out.push_back(j["task_loss"].dump() + " " + j["grad_norm"].dump());
+    }
+    return out;
+  };
+  EXPECT_EQ(losses(run_dir), losses(dir / "split"));
+  EXPECT_EQ(load_sine_loss((run_dir / "loss.ml3").string()).phi, load_sine_loss((dir / "split" / "loss.ml3").string()).phi);
   // The stored config reloads to the same values.
-  EXPECT_EQ(load_sine_config((dir / "config.yaml").string()).values(), cfg.values());
+  EXPECT_EQ(load_sine_config((run_dir / "config.yaml").string()).values(), cfg.values());
 
-  const auto test = nlohmann::json::parse(run_sine_meta_test((dir / "loss.ml3").string(), cfg, true));
+  const auto test = nlohmann::json::parse(run_sine_meta_test((run_dir / "loss.ml3").string(), cfg, true));
   EXPECT_EQ(test.at("split"), "ood");
   EXPECT_EQ(test.at("tasks"), 2);
   EXPECT_EQ(test.at("seeds"), 2);
@@ -327,7 +343,7 @@ TEST(SineRun, MetaTrainThenMetaTest) {
     EXPECT_EQ(test.at(part).at("per_task").size(), 2u);
   }
   // Deterministic: the same run twice gives the same numbers.
-  EXPECT_EQ(nlohmann::json::parse(run_sine_meta_test((dir / "loss.ml3").string(), cfg, true)), test);
+  EXPECT_EQ(nlohmann::json::parse(run_sine_meta_test((run_dir / "loss.ml3").string(), cfg, true)), test);
   EXPECT_NE(error_of([&] { run_sine_meta_test((dir / "missing.ml3").string(), cfg, true); }).find("missing.ml3"),
             std::string::npos);
   fs::remove_all(dir);

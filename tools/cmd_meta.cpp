@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "src/sine.h"
+#include "src/sine/sine.h"
 #include "tools/commands.h"
 
 namespace ml3 {

@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "src/algorithm.h"
 #include "models/nets.h"
-#include "src/sine.h"
+#include "src/sine/sine.h"
 
 namespace fs = std::filesystem;
 
@@ -99,6 +99,7 @@ AlgorithmEntry sine_algorithm() {
   e.command = Command::MetaTrain;
   e.description = "ML3's supervised sine-regression testbed (hand-derived Eigen meta-gradient)";
   e.needs_env = false;
+  e.run_defaults = RunSection{0, 1, 1};
   e.declare = [](Schema& s, const std::string&) { declare_sine(s); };
   e.check = [](const Config& c, const std::string&) { check_sine_config(c); };
   e.make = [](const Config& c, const std::string& run_dir) -> std::unique_ptr<Algorithm> {

@@ -1,9 +1,9 @@
 #pragma once
-// ML3's supervised sine-regression experiment (paper §IV.A; see
-// docs/method.md, "The sine testbed"): meta-learn a loss
-// M_phi(prediction, target) such that one SGD step of a freshly initialised
-// regressor on mean_i softplus(M_phi(f_theta(x_i), t_i)) lowers the MSE, then
-// train new regressors (also of other architectures) with M_phi alone.
+// ML3's supervised sine-regression experiment (the paper, Bechtle et al. 2021,
+// section IV.A; docs/method.md): meta-learn a loss M_phi(prediction, target)
+// such that one SGD step of a freshly initialised regressor on
+// mean_i softplus(M_phi(f_theta(x_i), t_i)) lowers the MSE, then train new
+// regressors (also of other architectures) with M_phi alone.
 //
 // Two implementations of the meta-gradient dL_T(theta')/dphi through the inner
 // step theta' = theta - alpha * dL_in/dtheta:
@@ -19,6 +19,13 @@
 // Parameters travel as flat vectors, layer by layer: W [in x out] row-major,
 // then b [out] if the network has biases (the order of FunctionalMlp's tensor
 // list). This header is LibTorch-free.
+//
+// The folder: config.cpp (schema, config and problem checks), data.cpp (tasks,
+// data, MLP shapes, initialisation), eigen_engine.cpp and torch_engine.cpp (the
+// two meta-gradient engines behind engine.h; torch_engine.cpp is the only file
+// here that includes LibTorch), loss_file.cpp (the sine_loss archive),
+// meta_learner.cpp (the engine entry points and SineMetaLearner), drivers.cpp
+// (meta-train, meta-test, benchmark); internal.h holds what they share.
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -160,10 +167,8 @@ class SineMetaLearner {
   std::unique_ptr<Impl> impl_;
 };
 
-// Meta-trains with `cfg` and writes into the existing folder `run_dir`:
-// config.yaml, metrics.csv / metrics.jsonl (iteration, task_loss, inner_loss,
-// grad_norm, step_ms), loss.ml3 and summary.json. Returns the summary JSON.
-std::string run_sine_meta_train(const Config& cfg, const std::string& run_dir, bool quiet);
+// Meta-training runs under the runner as the registry's `sine` algorithm
+// (src/algos/sine_ml3.cpp): ml3 meta-train --config configs/sine_ml3.yaml.
 
 // Meta-test of a learned loss on sine.test_tasks OOD tasks x sine.test_seeds
 // regressor initialisations, for sine.regressor_hidden and sine.transfer_hidden:

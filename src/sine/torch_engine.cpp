@@ -1,0 +1,128 @@
+// The LibTorch autograd reference: K unrolled inner steps with create_graph,
+// then dL_T/dphi; and plain SGD through autograd. The only file of src/sine/
+// that includes LibTorch (the smallest headers that declare what it uses).
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/from_blob.h>
+#include <ATen/ops/softplus.h>
+#include <ATen/ops/sub.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cstring>
+#include <memory>
+#include <type_traits>
+
+#include "models/nets.h"
+#include "src/sine/engine.h"
+#include "src/sine/internal.h"
+#include "src/sine/sine.h"
+
+namespace ml3::sine_detail {
+namespace {
+
+template <typename T>
+constexpr at::ScalarType scalar_type() {
+  return std::is_same<T, double>::value ? at::kDouble : at::kFloat;
+}
+
+template <typename T>
+Params to_tensors(const Layout& L, const T* p, bool requires_grad) {
+  Params out;
+  const auto opts = at::TensorOptions().dtype(scalar_type<T>());
+  for (size_t l = 0; l < L.layers(); ++l) {
+    out.push_back(at::from_blob(const_cast<T*>(p + L.w_off[l]), {L.sizes[l], L.sizes[l + 1]}, opts).clone());
+    if (L.bias) out.push_back(at::from_blob(const_cast<T*>(p + L.b_off[l]), {L.sizes[l + 1]}, opts).clone());
+  }
+  for (auto& t : out) t.set_requires_grad(requires_grad);
+  return out;
+}
+
+template <typename T>
+void from_tensors(const Layout& L, const std::vector<at::Tensor>& ts, T* p) {
+  size_t k = 0;
+  for (size_t l = 0; l < L.layers(); ++l) {
+    const at::Tensor w = ts[k++].contiguous();
+    std::memcpy(p + L.w_off[l], w.data_ptr<T>(), sizeof(T) * w.numel());
+    if (L.bias) {
+      const at::Tensor b = ts[k++].contiguous();
+      std::memcpy(p + L.b_off[l], b.data_ptr<T>(), sizeof(T) * b.numel());
+    }
+  }
+}
+
+template <typename T>
+class TorchSine : public Engine<T> {
+ public:
+  TorchSine(const SineProblem& pb, const SineData& data)
+      : pb_(pb),
+        rl_(pb.regressor),
+        ll_(pb.loss),
+        reg_(pb.regressor.sizes, Activation::Relu, true),
+        loss_(pb.loss.sizes, Activation::Relu, false) {
+    const int64_t n = static_cast<int64_t>(data.x.size());
+    x_ = at::empty({n, 1}, at::TensorOptions().dtype(scalar_type<T>()));
+    t_ = at::empty({n, 1}, at::TensorOptions().dtype(scalar_type<T>()));
+    for (int64_t i = 0; i < n; ++i) {
+      x_.data_ptr<T>()[i] = static_cast<T>(data.x[i]);
+      t_.data_ptr<T>()[i] = static_cast<T>(data.y[i]);
+    }
+  }
+
+  at::Tensor inner_loss(const Params& theta, const Params& phi) const {
+    const at::Tensor y = reg_.forward(x_, theta);
+    return at::softplus(loss_.forward(at::cat({y, t_}, 1), phi)).mean();
+  }
+  at::Tensor mse(const Params& theta) const { return reg_.forward(x_, theta).sub(t_).pow(2).mean(); }
+
+  // K unrolled inner steps with create_graph, then dL_T/dphi.
+  void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss_out) override {
+    Params th = to_tensors(rl_, theta, true);
+    const Params ph = to_tensors(ll_, phi, true);
+    for (int k = 0; k < pb_.inner_steps; ++k) {
+      const at::Tensor lin = inner_loss(th, ph);
+      if (k == 0) *inner_loss_out = lin.item<double>();
+      const auto g = torch::autograd::grad({lin}, th, {}, /*retain_graph=*/true, /*create_graph=*/true);
+      for (size_t i = 0; i < th.size(); ++i) th[i] = at::sub(th[i], g[i], pb_.inner_lr);
+    }
+    const at::Tensor lt = mse(th);
+    *task_loss = lt.item<double>();
+    from_tensors(ll_, torch::autograd::grad({lt}, ph), gphi);
+  }
+
+  std::vector<double> train(T* theta, const T* phi, double lr, int steps) override {
+    std::vector<double> trace;
+    Params th = to_tensors(rl_, theta, true);
+    const Params ph = phi ? to_tensors(ll_, phi, false) : Params{};
+    for (int s = 0; s < steps; ++s) {
+      const at::Tensor m = mse(th);
+      trace.push_back(m.item<double>());
+      const at::Tensor loss = phi ? inner_loss(th, ph) : m;
+      const auto g = torch::autograd::grad({loss}, th);
+      for (size_t i = 0; i < th.size(); ++i) th[i] = at::sub(th[i].detach(), g[i], lr).set_requires_grad(true);
+    }
+    const at::Tensor final_mse = mse(th);
+    trace.push_back(final_mse.item<double>());
+    from_tensors(rl_, th, theta);
+    return trace;
+  }
+
+ private:
+  SineProblem pb_;
+  Layout rl_, ll_;
+  FunctionalMlp reg_, loss_;
+  at::Tensor x_, t_;
+};
+
+}  // namespace
+
+template <typename T>
+std::unique_ptr<Engine<T>> make_torch_engine(const SineProblem& pb, const SineData& data) {
+  return std::make_unique<TorchSine<T>>(pb, data);
+}
+template std::unique_ptr<Engine<float>> make_torch_engine<float>(const SineProblem&, const SineData&);
+template std::unique_ptr<Engine<double>> make_torch_engine<double>(const SineProblem&, const SineData&);
+
+void set_sine_threads(int threads) { set_compute_threads(threads); }
+
+}  // namespace ml3::sine_detail
