@@ -19,21 +19,25 @@ struct AdamHyper {
 // One Adam step on n values in precision T (float or double); `t` is the
 // 1-based number of this step (the caller keeps the count), `lr` the learning
 // rate for this step:
-//   m <- b1 m + (1 - b1) g
-//   v <- b2 v + (1 - b2) g g
-//   p <- p - (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),   bc_k = 1 - beta_k^t
-// beta_k^t is computed in double and cast to T; everything else is in T, in
-// this order (the results are reproducible bit for bit).
+//   m <- b1 m + (1 - b1) g                      (one fused multiply-add)
+//   v <- b2 v + (1 - b2) g g                    (one fused multiply-add)
+//   p <- p - (lr / bc1) m / (sqrt(v / bc2) + eps),   bc_k = 1 - beta_k^t
+// The scalars (1 - b_k, bc_k, lr / bc1) are computed in double and rounded to
+// T once; every other operation is in T, in this order. This is the rounding
+// of the LibTorch tensor-op form of Adam (m.mul_(b1).add_(g, 1 - b1); ...;
+// p.addcdiv_(m, (v / bc2).sqrt_().add_(eps), -lr / bc1)) on this machine, so
+// the kernel reproduces it bit for bit (tests/adam_test.cpp).
 template <typename T>
 void adam_step(T* param, const T* grad, T* m, T* v, size_t n, const AdamHyper& h, int64_t t, double lr) {
-  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2), eps = static_cast<T>(h.eps);
-  const T bc1 = T(1) - static_cast<T>(std::pow(h.beta1, t));
-  const T bc2 = T(1) - static_cast<T>(std::pow(h.beta2, t));
-  const T step = static_cast<T>(lr) / bc1, sqrt_bc2 = std::sqrt(bc2);
+  const double bc1 = 1.0 - std::pow(h.beta1, static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(h.beta2, static_cast<double>(t));
+  const T b1 = static_cast<T>(h.beta1), b2 = static_cast<T>(h.beta2);
+  const T a1 = static_cast<T>(1.0 - h.beta1), a2 = static_cast<T>(1.0 - h.beta2);
+  const T eps = static_cast<T>(h.eps), bc2_t = static_cast<T>(bc2), step = static_cast<T>(-lr / bc1);
   for (size_t i = 0; i < n; ++i) {
-    m[i] = b1 * m[i] + (T(1) - b1) * grad[i];
-    v[i] = b2 * v[i] + (T(1) - b2) * grad[i] * grad[i];
-    param[i] -= step * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+    m[i] = std::fma(grad[i], a1, m[i] * b1);
+    v[i] = std::fma(a2 * grad[i], grad[i], v[i] * b2);
+    param[i] = param[i] + step * m[i] / (std::sqrt(v[i] / bc2_t) + eps);
   }
 }
 

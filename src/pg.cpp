@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/adam.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -202,13 +203,19 @@ Adam::Adam(const Params& params, double eps, double beta1, double beta2) : eps_(
 void Adam::step(Params& params, const std::vector<Tensor>& grads, double lr) {
   torch::NoGradGuard no_grad;
   ++t_;
-  const double bc1 = 1.0 - std::pow(b1_, static_cast<double>(t_));
-  const double bc2 = 1.0 - std::pow(b2_, static_cast<double>(t_));
+  const AdamHyper h{b1_, b2_, eps_};
   for (size_t i = 0; i < params.size(); ++i) {
-    m_[i].mul_(b1_).add_(grads[i], 1.0 - b1_);
-    v_[i].mul_(b2_).addcmul_(grads[i], grads[i], 1.0 - b2_);
-    const Tensor denom = (v_[i] / bc2).sqrt_().add_(eps_);
-    params[i].addcdiv_(m_[i], denom, -lr / bc1);
+    // The one Adam kernel (core/adam.h), on the tensors' own memory.
+    Tensor& p = params[i];
+    if (!p.is_contiguous() || !m_[i].is_contiguous())
+      throw Error("internal: Adam needs contiguous parameters");
+    const Tensor g = grads[i].to(p.scalar_type()).contiguous();
+    if (p.scalar_type() == torch::kFloat64)
+      adam_step(p.data_ptr<double>(), g.data_ptr<double>(), m_[i].data_ptr<double>(), v_[i].data_ptr<double>(),
+                static_cast<size_t>(p.numel()), h, t_, lr);
+    else
+      adam_step(p.data_ptr<float>(), g.data_ptr<float>(), m_[i].data_ptr<float>(), v_[i].data_ptr<float>(),
+                static_cast<size_t>(p.numel()), h, t_, lr);
   }
 }
 

@@ -112,7 +112,8 @@ class PpoObjective : public Objective {
 };
 
 // ---- optimiser --------------------------------------------------------------------
-// Adam on an explicit parameter list (in place, no grad). State: step, m, v.
+// Adam on an explicit parameter list (in place, no grad), with the one Adam
+// kernel of core/adam.h (PyTorch's formula). State: step, m, v.
 class Adam {
  public:
   Adam() = default;

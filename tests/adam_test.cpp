@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <torch/optim/adam.h>
+#include <torch/torch.h>
 
 #include <algorithm>
 #include <cmath>
@@ -109,6 +110,31 @@ TEST(AdamKernel, MatchesTorchOptimAdamFloat64) {
   EXPECT_LE(max_abs_diff(p_final.data_ptr<double>(), p_kernel.data_ptr<double>(), 12), 1e-12);
   EXPECT_GT(max_abs_diff(p_final.data_ptr<double>(), torch::linspace(-1.0, 2.0, 12, opts).data_ptr<double>(), 12),
             0.1);  // the parameters did move
+}
+
+// The policy learners' Adam ran as LibTorch tensor ops before it moved onto
+// this kernel; the kernel reproduces those ops bit for bit in float32 (so
+// training results did not change), for sizes around the vector width.
+TEST(AdamKernel, BitIdenticalToTheTensorOpForm) {
+  torch::manual_seed(0);
+  for (int64_t n : {1, 7, 8, 9, 64, 650, 4099}) {
+    torch::Tensor p = torch::randn({n}), m = torch::zeros({n}), v = torch::zeros({n});
+    torch::Tensor p2 = p.clone(), m2 = m.clone(), v2 = v.clone();
+    const AdamHyper h{0.9, 0.999, 1e-5};
+    for (int t = 1; t <= 50; ++t) {
+      const torch::Tensor g = torch::randn({n}) * 0.1;
+      const double lr = 3e-4 * (1.0 - t / 100.0);
+      const double bc1 = 1.0 - std::pow(h.beta1, t), bc2 = 1.0 - std::pow(h.beta2, t);
+      m.mul_(h.beta1).add_(g, 1.0 - h.beta1);
+      v.mul_(h.beta2).addcmul_(g, g, 1.0 - h.beta2);
+      p.addcdiv_(m, (v / bc2).sqrt_().add_(h.eps), -lr / bc1);
+      adam_step(p2.data_ptr<float>(), g.data_ptr<float>(), m2.data_ptr<float>(), v2.data_ptr<float>(),
+                static_cast<size_t>(n), h, t, lr);
+    }
+    EXPECT_TRUE(torch::equal(p, p2)) << n;
+    EXPECT_TRUE(torch::equal(m, m2)) << n;
+    EXPECT_TRUE(torch::equal(v, v2)) << n;
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/archive.h"
 #include "core/error.h"
@@ -236,6 +237,50 @@ TEST(MetaTest, ComparesMethodsAndWritesCurves) {
   EXPECT_NE(error_of([&] { run_meta_test(t); }).find("meta-trained for"), std::string::npos);
 }
 
+// `ml3 train --loss FILE`: a learned loss trains a policy as an ordinary run
+// (run folder, checkpoints, resume with the same numbers, eval).
+TEST(LearnedLossTrain, OrdinaryRunWithResumeAndClearErrors) {
+  const auto root = test::temp_dir("lltrain");
+  RunArgs a;
+  a.config_path = write_cfg(root).string();
+  a.overrides = tiny_meta({"meta.iterations=2"});
+  a.quiet = true;
+  a.out_dir = (root / "mt").string();
+  meta_train(a);
+  const std::string loss = (root / "mt" / "loss.ml3").string();
+  test::write_file(root / "train.yaml", "algorithm: learned_loss\nenv:\n  name: pointmass\n");
+  RunArgs t;
+  t.config_path = (root / "train.yaml").string();
+  t.overrides = {"learned_loss.file=" + loss, "policy.obs_norm=false", "policy.hidden=16", "train.iterations=4",
+                 "train.episodes_per_iteration=8", "train.checkpoint_every=2", "train.eval_every=2",
+                 "train.eval_episodes=8"};
+  t.quiet = true;
+  t.out_dir = (root / "full").string();
+  const auto summary = nlohmann::json::parse(run(t).summary);
+  EXPECT_EQ(summary["algorithm"], "learned_loss");
+  EXPECT_EQ(summary["policy_updates"], 4);
+  t.out_dir = (root / "split").string();
+  t.stop_after = 2;
+  run(t);
+  RunArgs r;
+  r.resume_dir = (root / "split").string();
+  r.quiet = true;
+  run(r);
+  EXPECT_EQ(test::metric_rows(root / "full"), test::metric_rows(root / "split"));
+  // Errors: raw observations required; the file is required and must match the environment.
+  t.out_dir = (root / "bad").string();
+  t.stop_after = -1;
+  t.force = true;
+  auto with = [&](const std::string& o) {
+    RunArgs b = t;
+    b.overrides.push_back(o);
+    return error_of([&] { run(b); });
+  };
+  EXPECT_NE(with("policy.obs_norm=true").find("raw observations"), std::string::npos);
+  EXPECT_NE(with("learned_loss.file=").find("learned_loss.file' is required"), std::string::npos);
+  EXPECT_NE(with("env.name=reacher").find("meta-trained for"), std::string::npos);
+}
+
 TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
   // Tiny meta-training (seconds): 300 meta-iterations, 2 tasks x 16 episodes,
   // pool reset every 30 updates. Then fresh pointmass policies are trained for
@@ -294,6 +339,33 @@ TEST(MetaConfig, RejectsBadKeys) {
                 .find("unknown learned-loss feature 'velocity'"),
             std::string::npos);
   EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"env.name=pointmass", "policy.obs_norm=true"}); }).find("raw observations"),
+            std::string::npos);
+}
+
+// The README's config reference is the output of --print-schema: every key of
+// every registered algorithm must be in it (env.* by their option name).
+TEST(Registry, ReadmeDocumentsEveryKeyOfEveryAlgorithm) {
+  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md");
+  for (const auto& e : algorithm_registry()) {
+    const Schema schema = algorithm_schema(e, e.needs_env ? "reacher" : "");
+    for (const auto& d : schema.params()) {
+      const std::string key = d.key.rfind("env.", 0) == 0 && d.key != "env.name" ? d.key.substr(4) : d.key;
+      EXPECT_NE(readme.find("`" + key + "`"), std::string::npos) << e.name << ": " << d.key;
+    }
+  }
+}
+
+// One registry: names are unique and every entry can be built from its own schema.
+TEST(Registry, EntriesAreCompleteAndUnique) {
+  std::set<std::string> names;
+  for (const auto& e : algorithm_registry()) {
+    EXPECT_TRUE(names.insert(e.name).second) << e.name;
+    EXPECT_TRUE(e.declare) << e.name;
+    EXPECT_TRUE(e.command == Command::Train ? e.make_update != nullptr : e.make != nullptr) << e.name;
+  }
+  EXPECT_NE(error_of([] { find_algorithm("pp0"); }).find("did you mean 'ppo'"), std::string::npos);
+  EXPECT_NE(error_of([] { load_config(Command::Train, "", {"algorithm=ml3", "env.name=reacher"}); })
+                .find("run by 'ml3 meta-train'"),
             std::string::npos);
 }
 
