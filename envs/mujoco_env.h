@@ -1,10 +1,11 @@
 #pragma once
 // Shared MuJoCo plumbing for the environments: model loading (embedded asset
 // or user file) with precise errors, name lookups that say what a model lacks,
-// frame-skip stepping with action validation, exact state get/set, and an
-// operational-space controller the scripted experts build on.
+// frame-skip stepping with action validation, exact state get/set, the goal
+// marker, and an operational-space controller the scripted experts build on.
 #include <mujoco/mujoco.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,8 +14,10 @@
 
 namespace ml3 {
 
-// The MJCF assets compiled into the library, by file name.
+// The MJCF assets compiled into the library, by file name ("reacher.xml").
 const std::map<std::string, std::string>& embedded_assets();
+// Where an embedded asset comes from in the source tree ("envs/reacher/reacher.xml").
+const std::string& embedded_asset_source(const std::string& name);
 
 // Loads an MJCF model: `path` empty -> the embedded asset `builtin`.
 // Throws ml3::Error with MuJoCo's message (file, line) on failure.
@@ -45,34 +48,46 @@ class MujocoEnv : public Env {
   const mjModel* model() const { return m_; }
 
  protected:
+  // A tracked point of the model: a site, or the origin of a body.
+  struct Point {
+    mjtObj type = mjOBJ_SITE;
+    int id = -1;
+  };
+
   // Derived classes call this at the end of their constructor.
   void finish_spec(int obs_dim);
   int require_id(mjtObj type, const char* name, const char* what) const;
+  // The site named `name`, else the body of that name (Gymnasium's models
+  // mark the fingertip with a body, ours with a site).
+  Point require_point(const char* name) const;
   // Sets qpos/qvel for a new episode (d_ was reset to the model defaults).
   virtual void init_state(Rng& rng) = 0;
   virtual double compute_reward(const double* action) const = 0;
   // Radius-style workspace check of a goal; message on failure, "" if fine.
   virtual std::string goal_problem(const double* goal) const = 0;
-  // Moves the visual goal marker (a mocap body) to goal_.
+  // Moves the goal marker (the mocap body "target") to goal_.
   void place_goal_marker();
 
-  // Operational-space PD toward `target` for site `site` in the x-y plane:
-  // desired site velocity kp * error (norm capped at vmax), mapped to joint
+  // Operational-space PD toward `target` for point `p` in the x-y plane:
+  // desired point velocity kp * error (norm capped at vmax), mapped to joint
   // velocities by damped least squares, tracked with gain kd; writes
   // normalised actions (torque / gear, clipped to the bounds).
-  void reach_action(int site, const double* target, double kp, double kd, double vmax,
-                    double damping, double* action) const;
-  // Site position (x, y).
-  const double* site_pos(int site) const { return d_->site_xpos + 3 * site; }
+  void reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
+                    double* action) const;
+  // Position of a point (x, y, z).
+  const double* pos(Point p) const { return p.type == mjOBJ_SITE ? d_->site_xpos + 3 * p.id : d_->xpos + 3 * p.id; }
 
   EnvSpec spec_;
   mjModel* m_ = nullptr;
   mjData* d_ = nullptr;
   std::vector<double> goal_;
   int steps_ = 0;
-  int goal_mocap_ = -1;
   double ctrl_cost_ = 0.0;
   mutable std::vector<mjtNum> jac_;  // scratch for reach_action
+
+ private:
+  void find_goal_marker();
+  int goal_mocap_ = -1;
 };
 
 }  // namespace ml3

@@ -19,19 +19,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Env options for `name` from an optional config file (its env. section) and
-// `env.key=value` overrides.
-Config env_options(const std::string& name, const std::string& config_file,
-                   const std::vector<std::string>& overrides) {
-  Schema schema;
-  schema.add_string("env.name", name, "environment name");
-  schema.include("env.", find_env(name).schema);
-  Config c(schema);
-  if (!config_file.empty()) c.load_yaml_file(config_file, "env.");
-  c.apply_overrides(overrides);
-  return c.subset("env.");
-}
-
 struct ExpertResult {
   int episodes = 0;
   double success_rate = 0, final_distance_mean = 0, return_mean = 0;

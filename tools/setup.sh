@@ -11,7 +11,7 @@ packages=(
   libtorch-dev                 # LibTorch 1.13 (CPU)
   libmujoco-dev libqhull-dev   # MuJoCo 2.2; its CMake config needs qhull's headers
   libopenblas0-pthread         # optimised BLAS behind libblas.so.3 (LibTorch is 3-6x faster)
-  libeigen3-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
+  libeigen3-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib   # learning-curve plots (tools/plot.py)
 )

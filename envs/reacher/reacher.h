@@ -1,0 +1,42 @@
+#pragma once
+// reacher: a 2-link planar arm reaching a goal, as Gymnasium Reacher-v5
+// except: obs drops the always-zero z of (fingertip - target) -> 10 values
+// [cos q(2), sin q(2), goal(2), qvel(2), fingertip - goal(2)]; goals come from
+// split regions (train/test: the annulus 0.02 < r < 0.2 minus a 90-degree
+// wedge around -x, ood: that wedge). Gymnasium's disc includes goals closer
+// than 0.01 m to the base, which the arm cannot reach.
+//
+// What it reads from a model (built in: envs/reacher/reacher.xml): hinge
+// joints "joint0", "joint1"; bodies "body0", "body1" (link lengths);
+// "fingertip", a site or a body; mocap body "target"; exactly 2 actuators, on
+// the arm joints.
+#include "envs/mujoco_env.h"
+
+namespace ml3 {
+
+class Reacher : public MujocoEnv {
+ public:
+  static constexpr const char* kName = "reacher";
+  static constexpr const char* kDescription = "2-link planar arm reaching a goal (Gymnasium Reacher-like)";
+  static Schema schema();
+  explicit Reacher(const Config& options);
+
+  void observe(double* obs) const override;
+  double distance() const override;
+  // Scripted expert: operational-space control of the fingertip.
+  void expert_action(double* action) const override;
+  // train/test: r in [0.02, 0.2]; ood: r in [0.05, 0.2] in the held-out wedge.
+  GoalRegion goal_region(Split split) const override;
+
+ protected:
+  void init_state(Rng& rng) override;
+  double compute_reward(const double* action) const override;
+  std::string goal_problem(const double* goal) const override;
+
+ private:
+  Point tip_;
+  int j0_, j1_;
+  double l1_ = 0, l2_ = 0;
+};
+
+}  // namespace ml3
