@@ -24,6 +24,36 @@ TEST(Cli, EnvsListsSpecs) {
   EXPECT_EQ(j[1]["obs_dim"], 10);
 }
 
+// ml3 envs used to print a fixed [-1,1] as the action bounds: a user model
+// with other ctrlranges must show its own.
+TEST(Cli, EnvsPrintsTheActionBoundsOfAUserModel) {
+  const auto dir = test::temp_dir("cli_bounds");
+  std::string xml = test::read_text(std::string(ML3_SOURCE_DIR) + "/envs/reacher/reacher.xml");
+  for (const char* joint : {"joint0", "joint1"}) {
+    const std::string from = std::string("<motor joint=\"") + joint + "\" gear=\"200\" ctrllimited=\"true\" ctrlrange=\"-1 1\"/>";
+    ASSERT_NE(xml.find(from), std::string::npos) << from;
+    xml.replace(xml.find(from), from.size(), std::string("<motor joint=\"") + joint + "\" gear=\"100\" ctrllimited=\"true\" ctrlrange=\"-2 2\"/>");
+  }
+  const std::string model = (dir / "strong_reacher.xml").string();
+  test::write_file(model, xml);
+  auto r = run_ml3("envs --env reacher --json env.model=" + model);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["act_low"], nlohmann::json::array({-2.0, -2.0}));
+  EXPECT_EQ(j[0]["act_high"], nlohmann::json::array({2.0, 2.0}));
+  EXPECT_EQ(j[0]["model"], model);
+  r = run_ml3("envs --env reacher env.model=" + model);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("[-2,2]"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("[-1,1]"), std::string::npos) << r.out;
+  // The built-in models keep [-1,1]; overrides need one environment.
+  EXPECT_NE(run_ml3("envs").out.find("[-1,1]"), std::string::npos);
+  r = run_ml3("envs env.model=" + model);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("need --env"), std::string::npos) << r.out;
+}
+
 TEST(Cli, ExpertJson) {
   const auto r = run_ml3("expert --env pointmass --split test --episodes 10 --json");
   ASSERT_EQ(r.code, 0) << r.out;

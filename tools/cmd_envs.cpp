@@ -14,6 +14,16 @@
 namespace ml3 {
 namespace {
 
+// "[-1,1]" when every action dimension has these bounds, else one per dimension.
+std::string bounds_text(const std::vector<double>& low, const std::vector<double>& high) {
+  const bool uniform = std::all_of(low.begin(), low.end(), [&](double v) { return v == low[0]; }) &&
+                       std::all_of(high.begin(), high.end(), [&](double v) { return v == high[0]; });
+  std::string text;
+  for (size_t i = 0; i < (uniform ? std::min<size_t>(1, low.size()) : low.size()); ++i)
+    text += fmt::format("{}[{:g},{:g}]", i ? " " : "", low[i], high[i]);
+  return text;
+}
+
 struct EnvsArgs {
   std::string env, config;
   bool json = false;
@@ -50,7 +60,9 @@ void cmd_envs(const EnvsArgs& args) {
              "dt", "success<", "distance");
   for (const auto& j : out)
     fmt::print("{:<10} {:>4} {:>4} {:>8} {:>6} {:>6} {:>9.4f} {:>9.3f}  {}\n", j["name"].get<std::string>(),
-               j["obs_dim"].get<int>(), j["act_dim"].get<int>(), "[-1,1]", j["episode_steps"].get<int>(),
+               j["obs_dim"].get<int>(), j["act_dim"].get<int>(),
+               bounds_text(j["act_low"].get<std::vector<double>>(), j["act_high"].get<std::vector<double>>()),
+               j["episode_steps"].get<int>(),
                j["frame_skip"].get<int>(), j["timestep"].get<double>(), j["success_threshold"].get<double>(),
                j["distance"].get<std::string>());
 }
