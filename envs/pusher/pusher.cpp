@@ -26,6 +26,9 @@ Pusher::Pusher(const Config& o) : MujocoEnv(kName, o, "pusher.xml") {
   obj_v_ = m_->jnt_dofadr[obj_joint];
   obj_geom_ = require_id(mjOBJ_GEOM, "object", "geom");
   tip_geom_ = require_id(mjOBJ_GEOM, "fingertip", "geom");
+  table_ = require_id(mjOBJ_GEOM, "table", "geom");
+  if (m_->geom_type[table_] != mjGEOM_PLANE || m_->geom_bodyid[table_] != 0)
+    throw Error(spec_.model_file + ": geom 'table' must be a plane in the worldbody (its size gives the table's extent)");
   const char* names[3] = {"shoulder", "elbow", "wrist"};
   for (int i = 0; i < 3; ++i) joints_[i] = require_id(mjOBJ_JOINT, names[i], "hinge joint");
   if (m_->nu != 3)
@@ -75,10 +78,13 @@ double Pusher::compute_reward(const double* a) const {
 }
 
 std::string Pusher::goal_problem(const double* g) const {
-  const double table = m_->geom_size[3 * 0];
+  // The table is a plane geom: its size holds its half extents along x and y.
+  const double* half = m_->geom_size + 3 * table_;
+  const double* center = m_->geom_pos + 3 * table_;
   const double r = std::hypot(g[0], g[1]);
-  if (std::abs(g[0]) > table || std::abs(g[1]) > table)
-    return fmt::format("pusher goals must lie on the table (|x|, |y| <= {})", table);
+  if (std::abs(g[0] - center[0]) > half[0] || std::abs(g[1] - center[1]) > half[1])
+    return fmt::format("pusher goals must lie on the table (|x - {}| <= {}, |y - {}| <= {})", center[0], half[0],
+                       center[1], half[1]);
   if (r > reach_ - 0.05)
     return fmt::format("the puck can be pushed to at most {} m from the arm base, the goal is at {}", reach_ - 0.05, r);
   return "";

@@ -7,8 +7,9 @@
 //
 // What it reads from a model (built in: envs/pusher/pusher.xml): hinge joints
 // "shoulder", "elbow", "wrist"; bodies "link0", "link1", "link2" (reach);
-// sites "fingertip", "object"; geoms "fingertip", "object" (contact radii);
-// free joint "object"; mocap body "target"; exactly 3 actuators.
+// sites "fingertip", "object"; geoms "fingertip", "object" (contact radii) and
+// "table" (a plane in the world body: goals must lie on it); free joint
+// "object"; mocap body "target"; exactly 3 actuators.
 #include "envs/mujoco_env.h"
 
 namespace ml3 {
@@ -36,6 +37,7 @@ class Pusher : public MujocoEnv {
   double tip_cost_;
   Point tip_, obj_;
   int obj_q_, obj_v_, obj_geom_, tip_geom_, joints_[3];
+  int table_;  // the table's geom (a plane)
   double obj_home_[2];
   double reach_ = 0;
 };
