@@ -113,14 +113,44 @@ void MujocoEnv::finish_spec(int obs_dim) {
 }
 
 void MujocoEnv::find_goal_marker() {
-  goal_mocap_ = m_->body_mocapid[require_id(mjOBJ_BODY, "target", "mocap body")];
-  if (goal_mocap_ < 0)
-    throw Error(spec_.model_file + ": body 'target' must be a mocap body (mocap=\"true\")");
+  const int target = require_id(mjOBJ_BODY, "target", "body");
+  goal_mocap_ = m_->body_mocapid[target];
+  if (goal_mocap_ >= 0) return;
+  // A body on two slide joints: find the joints moving it along world x and y.
+  const std::string expected = fmt::format(
+      "{}: body 'target' must be a mocap body (mocap=\"true\") or carry two slide joints along x and y "
+      "(as Gymnasium's reacher.xml)",
+      spec_.model_file);
+  if (m_->body_jntnum[target] != 2) throw Error(expected);
+  mj_kinematics(m_, d_);  // world axes and rest position at qpos0
+  for (int k = 0; k < 2; ++k) {
+    const int j = m_->body_jntadr[target] + k;
+    if (m_->jnt_type[j] != mjJNT_SLIDE) throw Error(expected);
+    const double* axis = d_->xaxis + 3 * j;
+    for (int c = 0; c < 2; ++c) {
+      if (std::abs(axis[c] - 1.0) > 1e-9 || std::abs(axis[1 - c]) > 1e-9 || std::abs(axis[2]) > 1e-9) continue;
+      if (goal_qpos_[c] >= 0) throw Error(expected);
+      goal_qpos_[c] = m_->jnt_qposadr[j];
+      goal_dof_[c] = m_->jnt_dofadr[j];
+      goal_qpos_offset_[c] = m_->qpos0[goal_qpos_[c]] - d_->xpos[3 * target + c];
+    }
+  }
+  if (goal_qpos_[0] < 0 || goal_qpos_[1] < 0) throw Error(expected);
 }
 
 void MujocoEnv::place_goal_marker() {
-  d_->mocap_pos[3 * goal_mocap_ + 0] = goal_[0];
-  d_->mocap_pos[3 * goal_mocap_ + 1] = goal_[1];
+  if (goal_mocap_ >= 0) {
+    d_->mocap_pos[3 * goal_mocap_ + 0] = goal_[0];
+    d_->mocap_pos[3 * goal_mocap_ + 1] = goal_[1];
+    return;
+  }
+  for (int c = 0; c < 2; ++c) d_->qpos[goal_qpos_[c]] = goal_[c] + goal_qpos_offset_[c];
+  hold_goal_joints();
+}
+
+void MujocoEnv::hold_goal_joints() {
+  if (goal_mocap_ < 0)
+    for (int c = 0; c < 2; ++c) d_->qvel[goal_dof_[c]] = 0.0;
 }
 
 void MujocoEnv::check_task(const Task& task) const {
@@ -157,7 +187,10 @@ void MujocoEnv::step(const double* action, double* obs, double* reward, bool* te
   }
   if (a != d_->ctrl) std::memcpy(d_->ctrl, a, sizeof(double) * nu);
   const int bad_before = d_->warning[mjWARN_BADQACC].number;
-  for (int k = 0; k < spec_.frame_skip; ++k) mj_step(m_, d_);
+  for (int k = 0; k < spec_.frame_skip; ++k) {
+    mj_step(m_, d_);
+    hold_goal_joints();
+  }
   if (d_->warning[mjWARN_BADQACC].number != bad_before)
     throw Error(fmt::format(
         "{}: the simulation became unstable (MuJoCo reported a bad acceleration) at t={:.6f}; check the "

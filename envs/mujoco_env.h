@@ -65,7 +65,7 @@ class MujocoEnv : public Env {
   virtual double compute_reward(const double* action) const = 0;
   // Radius-style workspace check of a goal; message on failure, "" if fine.
   virtual std::string goal_problem(const double* goal) const = 0;
-  // Moves the goal marker (the mocap body "target") to goal_.
+  // Moves the goal marker (body "target") to goal_.
   void place_goal_marker();
 
   // Operational-space PD toward `target` for point `p` in the x-y plane:
@@ -86,8 +86,14 @@ class MujocoEnv : public Env {
   mutable std::vector<mjtNum> jac_;  // scratch for reach_action
 
  private:
+  // The goal marker, body "target": a mocap body, or a body on two slide
+  // joints along x and y (Gymnasium's reacher.xml) whose qpos place it and
+  // whose qvel are held at 0.
   void find_goal_marker();
+  void hold_goal_joints();
   int goal_mocap_ = -1;
+  int goal_qpos_[2] = {-1, -1}, goal_dof_[2] = {-1, -1};
+  double goal_qpos_offset_[2] = {0.0, 0.0};  // joint qpos = goal + offset
 };
 
 }  // namespace ml3

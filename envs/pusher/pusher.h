@@ -9,7 +9,8 @@
 // "shoulder", "elbow", "wrist"; bodies "link0", "link1", "link2" (reach);
 // sites "fingertip", "object"; geoms "fingertip", "object" (contact radii) and
 // "table" (a plane in the world body: goals must lie on it); free joint
-// "object"; mocap body "target"; exactly 3 actuators.
+// "object"; body "target" (mocap, or on two slide joints as in the reacher);
+// exactly 3 actuators.
 #include "envs/mujoco_env.h"
 
 namespace ml3 {

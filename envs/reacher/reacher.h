@@ -6,10 +6,12 @@
 // wedge around -x, ood: that wedge). Gymnasium's disc includes goals closer
 // than 0.01 m to the base, which the arm cannot reach.
 //
-// What it reads from a model (built in: envs/reacher/reacher.xml): hinge
-// joints "joint0", "joint1"; bodies "body0", "body1" (link lengths);
-// "fingertip", a site or a body; mocap body "target"; exactly 2 actuators, on
-// the arm joints.
+// What it reads from a model (built in: envs/reacher/reacher.xml; Gymnasium's
+// own reacher.xml works unmodified): hinge joints "joint0", "joint1"; bodies
+// "body0", "body1" (link lengths); "fingertip", a site or a body; body
+// "target", a mocap body or a body on two slide joints along x and y (their
+// qpos place the goal, their qvel is held at 0; they are not part of the arm's
+// observation, reset noise or expert); exactly 2 actuators, on the arm joints.
 #include "envs/mujoco_env.h"
 
 namespace ml3 {
