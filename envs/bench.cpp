@@ -64,12 +64,14 @@ BenchRow bench_env(const std::string& name, double seconds, int batch) {
   mjData* d = mj_makeData(m);
   int t = 0;
   auto raw = [&](int steps) {
-    for (int s = 0; s < steps; ++s) {
-      const double* a = &actions[(k++ % n_actions) * ad];
-      for (int j = 0; j < ad; ++j) d->ctrl[j] = a[j];
-      for (int f = 0; f < spec.frame_skip; ++f) mj_step(m, d);
-      if (++t == spec.episode_steps) t = 0, mj_resetData(m, d);
-    }
+    mujoco_call(spec.model_file, [&] {
+      for (int s = 0; s < steps; ++s) {
+        const double* a = &actions[(k++ % n_actions) * ad];
+        for (int j = 0; j < ad; ++j) d->ctrl[j] = a[j];
+        for (int f = 0; f < spec.frame_skip; ++f) mj_step(m, d);
+        if (++t == spec.episode_steps) t = 0, mj_resetData(m, d);
+      }
+    });
   };
   const int round = 2000;
   ours(round), raw(round);  // warm-up

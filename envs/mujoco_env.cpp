@@ -12,17 +12,8 @@
 
 namespace ml3 {
 
-namespace {
-// MuJoCo's messages span lines; keep the error to one line.
-std::string one_line(const char* text) {
-  std::string s;
-  for (const char* c = text; *c; ++c) s += (*c == '\n') ? ' ' : *c;
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-}  // namespace
-
 mjModel* load_model(const std::string& path, const std::string& builtin) {
+  install_mujoco_handlers();
   char error[1024] = "";
   mjModel* m = nullptr;
   if (path.empty()) {
@@ -37,12 +28,12 @@ mjModel* load_model(const std::string& path, const std::string& builtin) {
     std::memcpy(vfs.filedata[vfs.nfile - 1], it->second.data(), size);
     m = mj_loadXML(builtin.c_str(), &vfs, error, sizeof(error));
     mj_deleteVFS(&vfs);
-    if (!m) throw Error(fmt::format("embedded model {}: {}", builtin, one_line(error)));
+    if (!m) throw Error(fmt::format("embedded model {}: {}", builtin, mujoco_one_line(error)));
   } else {
     std::ifstream probe(path);
     if (!probe) throw Error(path + ": cannot open MJCF model file");
     m = mj_loadXML(path.c_str(), nullptr, error, sizeof(error));
-    if (!m) throw Error(fmt::format("{}: MuJoCo could not load the model: {}", path, one_line(error)));
+    if (!m) throw Error(fmt::format("{}: MuJoCo could not load the model: {}", path, mujoco_one_line(error)));
   }
   return m;
 }
@@ -69,7 +60,12 @@ MujocoEnv::MujocoEnv(const std::string& name, const Config& options, const std::
   m_ = load_model(path, builtin_file);
   const double timestep = options.get_double("timestep");
   if (timestep > 0) m_->opt.timestep = timestep;
-  d_ = mj_makeData(m_);
+  try {
+    mujoco_call(spec_.model_file, [this] { d_ = mj_makeData(m_); });
+  } catch (...) {
+    mj_deleteModel(m_);  // the destructor does not run for a throwing constructor
+    throw;
+  }
   spec_.episode_steps = static_cast<int>(options.get_int("episode_steps"));
   spec_.frame_skip = static_cast<int>(options.get_int("frame_skip"));
   spec_.timestep = m_->opt.timestep;
@@ -122,7 +118,7 @@ void MujocoEnv::find_goal_marker() {
       "(as Gymnasium's reacher.xml)",
       spec_.model_file);
   if (m_->body_jntnum[target] != 2) throw Error(expected);
-  mj_kinematics(m_, d_);  // world axes and rest position at qpos0
+  simulate([this] { mj_kinematics(m_, d_); });  // world axes and rest position at qpos0
   for (int k = 0; k < 2; ++k) {
     const int j = m_->body_jntadr[target] + k;
     if (m_->jnt_type[j] != mjJNT_SLIDE) throw Error(expected);
@@ -169,13 +165,16 @@ void MujocoEnv::reset(uint64_t seed, const Task& task, double* obs) {
   place_goal_marker();
   Rng rng(seed);
   init_state(rng);
-  mj_forward(m_, d_);
+  simulate([this] { mj_forward(m_, d_); });
   steps_ = 0;
+  needs_reset_ = false;
   observe(obs);
 }
 
 void MujocoEnv::step(const double* action, double* obs, double* reward, bool* terminated,
                      bool* truncated, StepInfo* info) {
+  if (needs_reset_)
+    throw Error(spec_.name + ": step() called after a MuJoCo error ended the episode; call reset() first");
   if (steps_ >= spec_.episode_steps)
     throw Error(spec_.name + ": step() called after the episode was truncated; call reset() first");
   const int nu = m_->nu;
@@ -187,16 +186,20 @@ void MujocoEnv::step(const double* action, double* obs, double* reward, bool* te
   }
   if (a != d_->ctrl) std::memcpy(d_->ctrl, a, sizeof(double) * nu);
   const int bad_before = d_->warning[mjWARN_BADQACC].number;
-  for (int k = 0; k < spec_.frame_skip; ++k) {
-    mj_step(m_, d_);
-    hold_goal_joints();
-  }
-  if (d_->warning[mjWARN_BADQACC].number != bad_before)
+  simulate([this] {
+    for (int k = 0; k < spec_.frame_skip; ++k) {
+      mj_step(m_, d_);
+      hold_goal_joints();
+    }
+  });
+  if (d_->warning[mjWARN_BADQACC].number != bad_before) {
+    needs_reset_ = true;
     throw Error(fmt::format(
         "{}: the simulation became unstable (MuJoCo reported a bad acceleration) at t={:.6f}; check the "
         "timestep and masses of {}",
         spec_.name, d_->time, spec_.model_file));
-  mj_kinematics(m_, d_);  // positions after the last integration, for obs/reward
+  }
+  simulate([this] { mj_kinematics(m_, d_); });  // positions after the last integration, for obs/reward
   ++steps_;
   *reward = compute_reward(d_->ctrl);
   *terminated = false;
@@ -233,7 +236,8 @@ void MujocoEnv::set_state(const EnvState& s) {
   place_goal_marker();
   d_->time = s.time;
   steps_ = s.step;
-  mj_kinematics(m_, d_);
+  simulate([this] { mj_kinematics(m_, d_); });
+  needs_reset_ = false;
 }
 
 void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,

@@ -9,8 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "envs/env.h"
+#include "envs/mujoco_log.h"
 
 namespace ml3 {
 
@@ -20,7 +22,8 @@ const std::map<std::string, std::string>& embedded_assets();
 const std::string& embedded_asset_source(const std::string& name);
 
 // Loads an MJCF model: `path` empty -> the embedded asset `builtin`.
-// Throws ml3::Error with MuJoCo's message (file, line) on failure.
+// Throws ml3::Error with MuJoCo's message (file, line) on failure. Installs
+// ml3's MuJoCo warning/error handlers first (see envs/mujoco_log.h).
 mjModel* load_model(const std::string& path, const std::string& builtin);
 
 // Options every environment has (keys of its "env." config section).
@@ -67,6 +70,10 @@ class MujocoEnv : public Env {
   virtual std::string goal_problem(const double* goal) const = 0;
   // Moves the goal marker (body "target") to goal_.
   void place_goal_marker();
+  // Runs MuJoCo calls; a MuJoCo error becomes an ml3::Error naming the model
+  // file, and the episode must be reset (see envs/mujoco_log.h).
+  template <class F>
+  void simulate(F fn);
 
   // Operational-space PD toward `target` for point `p` in the x-y plane:
   // desired point velocity kp * error (norm capped at vmax), mapped to joint
@@ -94,6 +101,18 @@ class MujocoEnv : public Env {
   int goal_mocap_ = -1;
   int goal_qpos_[2] = {-1, -1}, goal_dof_[2] = {-1, -1};
   double goal_qpos_offset_[2] = {0.0, 0.0};  // joint qpos = goal + offset
+  bool needs_reset_ = false;  // a MuJoCo error interrupted the episode
 };
+
+template <class F>
+void MujocoEnv::simulate(F fn) {
+  try {
+    mujoco_call(spec_.model_file, fn);
+  } catch (const Error&) {
+    mj_resetData(m_, d_);  // the interrupted call left d_ mid-step
+    needs_reset_ = true;
+    throw;
+  }
+}
 
 }  // namespace ml3

@@ -54,6 +54,33 @@ TEST(Cli, EnvsPrintsTheActionBoundsOfAUserModel) {
   EXPECT_NE(r.out.find("need --env"), std::string::npos) << r.out;
 }
 
+// MuJoCo's default handlers write MUJOCO_LOG.TXT into the working directory
+// and print on stdout; ours print one `warning: mujoco:` line on stderr and
+// turn errors into one `error:` line naming the model file.
+TEST(Cli, MujocoWarningsAndErrorsComeThroughOurOutputWithoutALogFile) {
+  const auto dir = test::temp_dir("cli_mjlog");
+  const std::string src = test::read_text(std::string(ML3_SOURCE_DIR) + "/envs/reacher/reacher.xml");
+  // A stiff spring on joint1 against the reset noise: a huge acceleration at the first step.
+  const std::string range = "range=\"-3.0 3.0\"";
+  std::string xml = src;
+  xml.replace(xml.find(range), range.size(), range + " stiffness=\"1e12\"");
+  test::write_file(dir / "unstable.xml", xml);
+  auto r = run_ml3("expert --env reacher --episodes 2 env.model=unstable.xml", dir.string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("warning: mujoco: Nan, Inf or huge value in QACC"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error: reacher: the simulation became unstable"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "MUJOCO_LOG.TXT")) << r.out;
+  // A MuJoCo error (arena stack overflow mid-episode: a pusher with a tiny
+  // stack and contacts) ends the run with one error line naming the file.
+  std::string pusher = test::read_text(std::string(ML3_SOURCE_DIR) + "/envs/pusher/pusher.xml");
+  pusher.replace(pusher.find("<option"), 0, "<size nstack=\"400\"/>\n  ");
+  test::write_file(dir / "small_stack.xml", pusher);
+  r = run_ml3("expert --env pusher --episodes 4 env.model=small_stack.xml", dir.string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("error: small_stack.xml: MuJoCo error: Stack overflow"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "MUJOCO_LOG.TXT")) << r.out;
+}
+
 TEST(Cli, ExpertJson) {
   const auto r = run_ml3("expert --env pointmass --split test --episodes 10 --json");
   ASSERT_EQ(r.code, 0) << r.out;

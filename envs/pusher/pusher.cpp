@@ -35,7 +35,7 @@ Pusher::Pusher(const Config& o) : MujocoEnv(kName, o, "pusher.xml") {
     throw Error(fmt::format("{}: pusher needs 3 actuators, the model has {}", spec_.model_file, m_->nu));
   spec_.distance_meaning = "object to goal";
   finish_spec(21);
-  mj_forward(m_, d_);
+  simulate([this] { mj_forward(m_, d_); });
   obj_home_[0] = d_->qpos[obj_q_], obj_home_[1] = d_->qpos[obj_q_ + 1];
   // Arm reach from the model itself (so modified link lengths work).
   const double* p0 = d_->xpos + 3 * require_id(mjOBJ_BODY, "link0", "body");

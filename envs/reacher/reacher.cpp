@@ -22,7 +22,7 @@ Reacher::Reacher(const Config& o) : MujocoEnv(kName, o, "reacher.xml") {
   // Reach of the arm from the model itself (so modified link lengths work).
   const int b0 = require_id(mjOBJ_BODY, "body0", "body");
   const int b1 = require_id(mjOBJ_BODY, "body1", "body");
-  mj_forward(m_, d_);
+  simulate([this] { mj_forward(m_, d_); });
   const double* base = d_->xpos + 3 * b0;
   l1_ = std::hypot(d_->xpos[3 * b1] - base[0], d_->xpos[3 * b1 + 1] - base[1]);
   l2_ = dist2d(d_->xpos + 3 * b1, pos(tip_));
