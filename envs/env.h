@@ -109,6 +109,12 @@ struct EnvEntry {
   std::unique_ptr<Env> (*make)(const Config& options);
 };
 const std::vector<EnvEntry>& env_registry();
+// The entry of environment class E (built from its options; static schema()).
+template <class E>
+EnvEntry env_entry(const char* name, const char* description) {
+  return {name, description, E::schema(),
+          [](const Config& options) -> std::unique_ptr<Env> { return std::make_unique<E>(options); }};
+}
 const EnvEntry& find_env(const std::string& name);  // throws with the list of names
 // Builds an environment from options (a Config with the entry's schema).
 std::unique_ptr<Env> make_env(const std::string& name, const Config& options);

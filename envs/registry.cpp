@@ -9,21 +9,12 @@
 #include "envs/reacher/reacher.h"
 
 namespace ml3 {
-namespace {
-
-template <class E>
-EnvEntry entry() {
-  return {E::kName, E::kDescription, E::schema(),
-          [](const Config& options) -> std::unique_ptr<Env> { return std::make_unique<E>(options); }};
-}
-
-}  // namespace
 
 const std::vector<EnvEntry>& env_registry() {
   static const std::vector<EnvEntry> registry = {
-      entry<PointMass>(),
-      entry<Reacher>(),
-      entry<Pusher>(),
+      pointmass_env(),
+      reacher_env(),
+      pusher_env(),
   };
   return registry;
 }

@@ -12,33 +12,11 @@
 // "target", a mocap body or a body on two slide joints along x and y (their
 // qpos place the goal, their qvel is held at 0; they are not part of the arm's
 // observation, reset noise or expert); exactly 2 actuators, on the arm joints.
-#include "envs/mujoco_env.h"
+#include "envs/env.h"
 
 namespace ml3 {
 
-class Reacher : public MujocoEnv {
- public:
-  static constexpr const char* kName = "reacher";
-  static constexpr const char* kDescription = "2-link planar arm reaching a goal (Gymnasium Reacher-like)";
-  static Schema schema();
-  explicit Reacher(const Config& options);
-
-  void observe(double* obs) const override;
-  double distance() const override;
-  // Scripted expert: operational-space control of the fingertip.
-  void expert_action(double* action) const override;
-  // train/test: r in [0.02, 0.2]; ood: r in [0.05, 0.2] in the held-out wedge.
-  GoalRegion goal_region(Split split) const override;
-
- protected:
-  void init_state(Rng& rng) override;
-  double compute_reward(const double* action) const override;
-  std::string goal_problem(const double* goal) const override;
-
- private:
-  Point tip_;
-  int j0_, j1_;
-  double l1_ = 0, l2_ = 0;
-};
+// The registry entry of the reacher environment.
+EnvEntry reacher_env();
 
 }  // namespace ml3
