@@ -36,7 +36,8 @@ void install_mujoco_handlers();
 using MujocoWarningSink = std::function<void(const std::string& message)>;
 // Replaces the warning sink (an empty function: back to printing on stderr)
 // and returns the previous one. The sink may be called from any thread that
-// steps a simulation, one call at a time.
+// steps a simulation, one call at a time; it runs inside MuJoCo and must not
+// throw.
 MujocoWarningSink set_mujoco_warning_sink(MujocoWarningSink sink);
 
 // MuJoCo's messages span lines; ours are one line.
