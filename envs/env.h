@@ -101,7 +101,7 @@ class Env {
 // Reproducible goals: task i of (split, seed) is the same whatever n is.
 std::vector<Task> sample_tasks(const Env& env, Split split, uint64_t seed, int n);
 
-// ---- registry ---------------------------------------------------------------
+// ---- registry (envs/registry.cpp) ---------------------------------------------
 struct EnvEntry {
   std::string name;
   std::string description;
@@ -109,10 +109,20 @@ struct EnvEntry {
   std::unique_ptr<Env> (*make)(const Config& options);
 };
 const std::vector<EnvEntry>& env_registry();
+// The entry of environment class E (built from its options; static schema()).
+template <class E>
+EnvEntry env_entry(const char* name, const char* description) {
+  return {name, description, E::schema(),
+          [](const Config& options) -> std::unique_ptr<Env> { return std::make_unique<E>(options); }};
+}
 const EnvEntry& find_env(const std::string& name);  // throws with the list of names
 // Builds an environment from options (a Config with the entry's schema).
 std::unique_ptr<Env> make_env(const std::string& name, const Config& options);
 // Builds an environment with its defaults plus `key=value` overrides.
 std::unique_ptr<Env> make_env(const std::string& name, const std::vector<std::string>& overrides = {});
+// Options of environment `name`: its defaults, then the env: section of the
+// YAML file `config_file` (if not empty), then `env.key=value` overrides.
+Config env_options(const std::string& name, const std::string& config_file,
+                   const std::vector<std::string>& overrides);
 
 }  // namespace ml3

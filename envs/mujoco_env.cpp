@@ -1,5 +1,7 @@
 #include "envs/mujoco_env.h"
 
+#include <fmt/format.h>
+
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -10,37 +12,28 @@
 
 namespace ml3 {
 
-namespace {
-// MuJoCo's messages span lines; keep the error to one line.
-std::string one_line(const char* text) {
-  std::string s;
-  for (const char* c = text; *c; ++c) s += (*c == '\n') ? ' ' : *c;
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-}  // namespace
-
 mjModel* load_model(const std::string& path, const std::string& builtin) {
+  install_mujoco_handlers();
   char error[1024] = "";
   mjModel* m = nullptr;
   if (path.empty()) {
     const auto& assets = embedded_assets();
     auto it = assets.find(builtin);
-    if (it == assets.end()) throw Error("internal: no embedded model '" + builtin + "'");
+    if (it == assets.end()) throw Error(fmt::format("internal: no embedded model '{}'", builtin));
     mjVFS vfs;
     mj_defaultVFS(&vfs);
     const int size = static_cast<int>(it->second.size());
     if (mj_makeEmptyFileVFS(&vfs, builtin.c_str(), size) != 0)
-      throw Error("internal: cannot create VFS file for '" + builtin + "'");
+      throw Error(fmt::format("internal: cannot create VFS file for '{}'", builtin));
     std::memcpy(vfs.filedata[vfs.nfile - 1], it->second.data(), size);
     m = mj_loadXML(builtin.c_str(), &vfs, error, sizeof(error));
     mj_deleteVFS(&vfs);
-    if (!m) throw Error("embedded model " + builtin + ": " + one_line(error));
+    if (!m) throw Error(fmt::format("embedded model {}: {}", builtin, mujoco_one_line(error)));
   } else {
     std::ifstream probe(path);
     if (!probe) throw Error(path + ": cannot open MJCF model file");
     m = mj_loadXML(path.c_str(), nullptr, error, sizeof(error));
-    if (!m) throw Error(path + ": MuJoCo could not load the model: " + one_line(error));
+    if (!m) throw Error(fmt::format("{}: MuJoCo could not load the model: {}", path, mujoco_one_line(error)));
   }
   return m;
 }
@@ -48,8 +41,9 @@ mjModel* load_model(const std::string& path, const std::string& builtin) {
 Schema common_env_schema(const std::string& builtin_file, int episode_steps, int frame_skip,
                          double success_threshold, double ctrl_cost) {
   Schema s;
-  s.add_string("model", "", "MJCF file to load instead of the built-in envs/assets/" + builtin_file +
-                                " (e.g. other link lengths or masses)");
+  s.add_string("model", "",
+               fmt::format("MJCF file to load instead of the built-in {} (e.g. other link lengths or masses)",
+                           embedded_asset_source(builtin_file)));
   s.add_int("episode_steps", episode_steps, "time limit: steps per episode (truncation)", 1, 100000);
   s.add_int("frame_skip", frame_skip, "MuJoCo steps per environment step", 1, 1000);
   s.add_double("timestep", 0.0, "MuJoCo timestep in seconds; 0 keeps the model's own", 0.0, 1.0);
@@ -61,12 +55,17 @@ Schema common_env_schema(const std::string& builtin_file, int episode_steps, int
 
 MujocoEnv::MujocoEnv(const std::string& name, const Config& options, const std::string& builtin_file) {
   const std::string& path = options.get_string("model");
+  spec_.name = name;
+  spec_.model_file = path.empty() ? embedded_asset_source(builtin_file) + " (built in)" : path;
   m_ = load_model(path, builtin_file);
   const double timestep = options.get_double("timestep");
   if (timestep > 0) m_->opt.timestep = timestep;
-  d_ = mj_makeData(m_);
-  spec_.name = name;
-  spec_.model_file = path.empty() ? "envs/assets/" + builtin_file + " (built in)" : path;
+  try {
+    mujoco_call(spec_.model_file, [this] { d_ = mj_makeData(m_); });
+  } catch (...) {
+    mj_deleteModel(m_);  // the destructor does not run for a throwing constructor
+    throw;
+  }
   spec_.episode_steps = static_cast<int>(options.get_int("episode_steps"));
   spec_.frame_skip = static_cast<int>(options.get_int("frame_skip"));
   spec_.timestep = m_->opt.timestep;
@@ -83,9 +82,16 @@ MujocoEnv::~MujocoEnv() {
 int MujocoEnv::require_id(mjtObj type, const char* name, const char* what) const {
   const int id = mj_name2id(m_, type, name);
   if (id < 0)
-    throw Error(spec_.model_file + ": the " + spec_.name + " environment needs a " + what +
-                " named '" + name + "', and the model has none");
+    throw Error(fmt::format("{}: the {} environment needs a {} named '{}', and the model has none", spec_.model_file,
+                            spec_.name, what, name));
   return id;
+}
+
+MujocoEnv::Point MujocoEnv::require_point(const char* name) const {
+  if (const int site = mj_name2id(m_, mjOBJ_SITE, name); site >= 0) return {mjOBJ_SITE, site};
+  if (const int body = mj_name2id(m_, mjOBJ_BODY, name); body >= 0) return {mjOBJ_BODY, body};
+  throw Error(fmt::format("{}: the {} environment needs a site or a body named '{}', and the model has neither",
+                          spec_.model_file, spec_.name, name));
 }
 
 void MujocoEnv::finish_spec(int obs_dim) {
@@ -98,25 +104,58 @@ void MujocoEnv::finish_spec(int obs_dim) {
     spec_.act_low[i] = limited ? m_->actuator_ctrlrange[2 * i] : -1.0;
     spec_.act_high[i] = limited ? m_->actuator_ctrlrange[2 * i + 1] : 1.0;
   }
-  goal_mocap_ = m_->body_mocapid[require_id(mjOBJ_BODY, "target", "mocap body")];
-  if (goal_mocap_ < 0)
-    throw Error(spec_.model_file + ": body 'target' must be a mocap body (mocap=\"true\")");
+  find_goal_marker();
   goal_.assign(spec_.goal_dim, 0.0);
 }
 
+void MujocoEnv::find_goal_marker() {
+  const int target = require_id(mjOBJ_BODY, "target", "body");
+  goal_mocap_ = m_->body_mocapid[target];
+  if (goal_mocap_ >= 0) return;
+  // A body on two slide joints: find the joints moving it along world x and y.
+  const std::string expected = fmt::format(
+      "{}: body 'target' must be a mocap body (mocap=\"true\") or carry two slide joints along x and y "
+      "(as Gymnasium's reacher.xml)",
+      spec_.model_file);
+  if (m_->body_jntnum[target] != 2) throw Error(expected);
+  simulate([this] { mj_kinematics(m_, d_); });  // world axes and rest position at qpos0
+  for (int k = 0; k < 2; ++k) {
+    const int j = m_->body_jntadr[target] + k;
+    if (m_->jnt_type[j] != mjJNT_SLIDE) throw Error(expected);
+    const double* axis = d_->xaxis + 3 * j;
+    for (int c = 0; c < 2; ++c) {
+      if (std::abs(axis[c] - 1.0) > 1e-9 || std::abs(axis[1 - c]) > 1e-9 || std::abs(axis[2]) > 1e-9) continue;
+      if (goal_qpos_[c] >= 0) throw Error(expected);
+      goal_qpos_[c] = m_->jnt_qposadr[j];
+      goal_dof_[c] = m_->jnt_dofadr[j];
+      goal_qpos_offset_[c] = m_->qpos0[goal_qpos_[c]] - d_->xpos[3 * target + c];
+    }
+  }
+  if (goal_qpos_[0] < 0 || goal_qpos_[1] < 0) throw Error(expected);
+}
+
 void MujocoEnv::place_goal_marker() {
-  d_->mocap_pos[3 * goal_mocap_ + 0] = goal_[0];
-  d_->mocap_pos[3 * goal_mocap_ + 1] = goal_[1];
+  if (goal_mocap_ >= 0) {
+    d_->mocap_pos[3 * goal_mocap_ + 0] = goal_[0];
+    d_->mocap_pos[3 * goal_mocap_ + 1] = goal_[1];
+    return;
+  }
+  for (int c = 0; c < 2; ++c) d_->qpos[goal_qpos_[c]] = goal_[c] + goal_qpos_offset_[c];
+  hold_goal_joints();
+}
+
+void MujocoEnv::hold_goal_joints() {
+  if (goal_mocap_ < 0)
+    for (int c = 0; c < 2; ++c) d_->qvel[goal_dof_[c]] = 0.0;
 }
 
 void MujocoEnv::check_task(const Task& task) const {
   if (static_cast<int>(task.goal.size()) != spec_.goal_dim)
-    throw Error(spec_.name + ": a goal has " + std::to_string(spec_.goal_dim) + " coordinates, got " +
-                std::to_string(task.goal.size()));
+    throw Error(fmt::format("{}: a goal has {} coordinates, got {}", spec_.name, spec_.goal_dim, task.goal.size()));
   for (double g : task.goal)
     if (!std::isfinite(g)) throw Error(spec_.name + ": goal coordinates must be finite");
   const std::string problem = goal_problem(task.goal.data());
-  if (!problem.empty()) throw Error(spec_.name + ": goal outside the workspace: " + problem);
+  if (!problem.empty()) throw Error(fmt::format("{}: goal outside the workspace: {}", spec_.name, problem));
 }
 
 void MujocoEnv::reset(uint64_t seed, const Task& task, double* obs) {
@@ -126,30 +165,41 @@ void MujocoEnv::reset(uint64_t seed, const Task& task, double* obs) {
   place_goal_marker();
   Rng rng(seed);
   init_state(rng);
-  mj_forward(m_, d_);
+  simulate([this] { mj_forward(m_, d_); });
   steps_ = 0;
+  needs_reset_ = false;
   observe(obs);
 }
 
 void MujocoEnv::step(const double* action, double* obs, double* reward, bool* terminated,
                      bool* truncated, StepInfo* info) {
+  if (needs_reset_)
+    throw Error(spec_.name + ": step() called after a MuJoCo error ended the episode; call reset() first");
   if (steps_ >= spec_.episode_steps)
     throw Error(spec_.name + ": step() called after the episode was truncated; call reset() first");
   const int nu = m_->nu;
   double clipped[16];
   double* a = nu <= 16 ? clipped : d_->ctrl;
   for (int i = 0; i < nu; ++i) {
-    if (!std::isfinite(action[i]))
-      throw Error(spec_.name + ": action[" + std::to_string(i) + "] is not finite");
+    if (!std::isfinite(action[i])) throw Error(fmt::format("{}: action[{}] is not finite", spec_.name, i));
     a[i] = std::min(spec_.act_high[i], std::max(spec_.act_low[i], action[i]));
   }
   if (a != d_->ctrl) std::memcpy(d_->ctrl, a, sizeof(double) * nu);
   const int bad_before = d_->warning[mjWARN_BADQACC].number;
-  for (int k = 0; k < spec_.frame_skip; ++k) mj_step(m_, d_);
-  if (d_->warning[mjWARN_BADQACC].number != bad_before)
-    throw Error(spec_.name + ": the simulation became unstable (MuJoCo reported a bad acceleration) at t=" +
-                std::to_string(d_->time) + "; check the model's timestep and masses");
-  mj_kinematics(m_, d_);  // positions after the last integration, for obs/reward
+  simulate([this] {
+    for (int k = 0; k < spec_.frame_skip; ++k) {
+      mj_step(m_, d_);
+      hold_goal_joints();
+    }
+  });
+  if (d_->warning[mjWARN_BADQACC].number != bad_before) {
+    needs_reset_ = true;
+    throw Error(fmt::format(
+        "{}: the simulation became unstable (MuJoCo reported a bad acceleration) at t={:.6f}; check the "
+        "timestep and masses of {}",
+        spec_.name, d_->time, spec_.model_file));
+  }
+  simulate([this] { mj_kinematics(m_, d_); });  // positions after the last integration, for obs/reward
   ++steps_;
   *reward = compute_reward(d_->ctrl);
   *terminated = false;
@@ -175,8 +225,8 @@ void MujocoEnv::set_state(const EnvState& s) {
   if (static_cast<int>(s.qpos.size()) != m_->nq || static_cast<int>(s.qvel.size()) != m_->nv ||
       static_cast<int>(s.act.size()) != m_->na || static_cast<int>(s.qacc_warmstart.size()) != m_->nv ||
       static_cast<int>(s.goal.size()) != spec_.goal_dim)
-    throw Error(spec_.name + ": set_state() got a state of the wrong size (nq " + std::to_string(m_->nq) +
-                ", nv " + std::to_string(m_->nv) + ")");
+    throw Error(fmt::format("{}: set_state() got a state of the wrong size (nq {}, nv {})", spec_.name, m_->nq,
+                            m_->nv));
   if (s.step < 0 || s.step > spec_.episode_steps) throw Error(spec_.name + ": set_state(): step out of range");
   std::copy(s.qpos.begin(), s.qpos.end(), d_->qpos);
   std::copy(s.qvel.begin(), s.qvel.end(), d_->qvel);
@@ -186,15 +236,19 @@ void MujocoEnv::set_state(const EnvState& s) {
   place_goal_marker();
   d_->time = s.time;
   steps_ = s.step;
-  mj_kinematics(m_, d_);
+  simulate([this] { mj_kinematics(m_, d_); });
+  needs_reset_ = false;
 }
 
-void MujocoEnv::reach_action(int site, const double* target, double kp, double kd, double vmax,
-                             double damping, double* action) const {
+void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
+                             double* action) const {
   const int nv = m_->nv;
-  mj_jacSite(m_, d_, jac_.data(), nullptr, site);
-  const double* p = site_pos(site);
-  Eigen::Vector2d v(kp * (target[0] - p[0]), kp * (target[1] - p[1]));
+  if (p.type == mjOBJ_SITE)
+    mj_jacSite(m_, d_, jac_.data(), nullptr, p.id);
+  else
+    mj_jacBody(m_, d_, jac_.data(), nullptr, p.id);
+  const double* x = pos(p);
+  Eigen::Vector2d v(kp * (target[0] - x[0]), kp * (target[1] - x[1]));
   if (v.norm() > vmax) v *= vmax / v.norm();
   // Only the arm's own dofs are actuated: take the Jacobian columns of the
   // joints the actuators drive.
@@ -225,8 +279,7 @@ std::vector<double> Env::reset(uint64_t seed, const Task& task) {
 
 StepResult Env::step(const std::vector<double>& action) {
   if (static_cast<int>(action.size()) != spec().act_dim)
-    throw Error(spec().name + ": action has " + std::to_string(action.size()) + " values, expected " +
-                std::to_string(spec().act_dim));
+    throw Error(fmt::format("{}: action has {} values, expected {}", spec().name, action.size(), spec().act_dim));
   StepResult r;
   r.obs.resize(spec().obs_dim);
   step(action.data(), r.obs.data(), &r.reward, &r.terminated, &r.truncated, &r.info);

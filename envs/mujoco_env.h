@@ -1,23 +1,29 @@
 #pragma once
 // Shared MuJoCo plumbing for the environments: model loading (embedded asset
 // or user file) with precise errors, name lookups that say what a model lacks,
-// frame-skip stepping with action validation, exact state get/set, and an
-// operational-space controller the scripted experts build on.
+// frame-skip stepping with action validation, exact state get/set, the goal
+// marker, and an operational-space controller the scripted experts build on.
 #include <mujoco/mujoco.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "core/rng.h"
 #include "envs/env.h"
+#include "envs/mujoco_log.h"
 
 namespace ml3 {
 
-// The MJCF assets compiled into the library, by file name.
+// The MJCF assets compiled into the library, by file name ("reacher.xml").
 const std::map<std::string, std::string>& embedded_assets();
+// Where an embedded asset comes from in the source tree ("envs/reacher/reacher.xml").
+const std::string& embedded_asset_source(const std::string& name);
 
 // Loads an MJCF model: `path` empty -> the embedded asset `builtin`.
-// Throws ml3::Error with MuJoCo's message (file, line) on failure.
+// Throws ml3::Error with MuJoCo's message (file, line) on failure. Installs
+// ml3's MuJoCo warning/error handlers first (see envs/mujoco_log.h).
 mjModel* load_model(const std::string& path, const std::string& builtin);
 
 // Options every environment has (keys of its "env." config section).
@@ -45,34 +51,68 @@ class MujocoEnv : public Env {
   const mjModel* model() const { return m_; }
 
  protected:
+  // A tracked point of the model: a site, or the origin of a body.
+  struct Point {
+    mjtObj type = mjOBJ_SITE;
+    int id = -1;
+  };
+
   // Derived classes call this at the end of their constructor.
   void finish_spec(int obs_dim);
   int require_id(mjtObj type, const char* name, const char* what) const;
+  // The site named `name`, else the body of that name (Gymnasium's models
+  // mark the fingertip with a body, ours with a site).
+  Point require_point(const char* name) const;
   // Sets qpos/qvel for a new episode (d_ was reset to the model defaults).
   virtual void init_state(Rng& rng) = 0;
   virtual double compute_reward(const double* action) const = 0;
   // Radius-style workspace check of a goal; message on failure, "" if fine.
   virtual std::string goal_problem(const double* goal) const = 0;
-  // Moves the visual goal marker (a mocap body) to goal_.
+  // Moves the goal marker (body "target") to goal_.
   void place_goal_marker();
+  // Runs MuJoCo calls; a MuJoCo error becomes an ml3::Error naming the model
+  // file, and the episode must be reset (see envs/mujoco_log.h).
+  template <class F>
+  void simulate(F fn);
 
-  // Operational-space PD toward `target` for site `site` in the x-y plane:
-  // desired site velocity kp * error (norm capped at vmax), mapped to joint
+  // Operational-space PD toward `target` for point `p` in the x-y plane:
+  // desired point velocity kp * error (norm capped at vmax), mapped to joint
   // velocities by damped least squares, tracked with gain kd; writes
   // normalised actions (torque / gear, clipped to the bounds).
-  void reach_action(int site, const double* target, double kp, double kd, double vmax,
-                    double damping, double* action) const;
-  // Site position (x, y).
-  const double* site_pos(int site) const { return d_->site_xpos + 3 * site; }
+  void reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
+                    double* action) const;
+  // Position of a point (x, y, z).
+  const double* pos(Point p) const { return p.type == mjOBJ_SITE ? d_->site_xpos + 3 * p.id : d_->xpos + 3 * p.id; }
 
   EnvSpec spec_;
   mjModel* m_ = nullptr;
   mjData* d_ = nullptr;
   std::vector<double> goal_;
   int steps_ = 0;
-  int goal_mocap_ = -1;
   double ctrl_cost_ = 0.0;
   mutable std::vector<mjtNum> jac_;  // scratch for reach_action
+
+ private:
+  // The goal marker, body "target": a mocap body, or a body on two slide
+  // joints along x and y (Gymnasium's reacher.xml) whose qpos place it and
+  // whose qvel are held at 0.
+  void find_goal_marker();
+  void hold_goal_joints();
+  int goal_mocap_ = -1;
+  int goal_qpos_[2] = {-1, -1}, goal_dof_[2] = {-1, -1};
+  double goal_qpos_offset_[2] = {0.0, 0.0};  // joint qpos = goal + offset
+  bool needs_reset_ = false;  // a MuJoCo error interrupted the episode
 };
+
+template <class F>
+void MujocoEnv::simulate(F fn) {
+  try {
+    mujoco_call(spec_.model_file, fn);
+  } catch (const Error&) {
+    mj_resetData(m_, d_);  // the interrupted call left d_ mid-step
+    needs_reset_ = true;
+    throw;
+  }
+}
 
 }  // namespace ml3

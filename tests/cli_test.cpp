@@ -24,6 +24,63 @@ TEST(Cli, EnvsListsSpecs) {
   EXPECT_EQ(j[1]["obs_dim"], 10);
 }
 
+// ml3 envs used to print a fixed [-1,1] as the action bounds: a user model
+// with other ctrlranges must show its own.
+TEST(Cli, EnvsPrintsTheActionBoundsOfAUserModel) {
+  const auto dir = test::temp_dir("cli_bounds");
+  std::string xml = test::read_text(std::string(ML3_SOURCE_DIR) + "/envs/reacher/reacher.xml");
+  for (const char* joint : {"joint0", "joint1"}) {
+    const std::string from = std::string("<motor joint=\"") + joint + "\" gear=\"200\" ctrllimited=\"true\" ctrlrange=\"-1 1\"/>";
+    ASSERT_NE(xml.find(from), std::string::npos) << from;
+    xml.replace(xml.find(from), from.size(), std::string("<motor joint=\"") + joint + "\" gear=\"100\" ctrllimited=\"true\" ctrlrange=\"-2 2\"/>");
+  }
+  const std::string model = (dir / "strong_reacher.xml").string();
+  test::write_file(model, xml);
+  auto r = run_ml3("envs --env reacher --json env.model=" + model);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["act_low"], nlohmann::json::array({-2.0, -2.0}));
+  EXPECT_EQ(j[0]["act_high"], nlohmann::json::array({2.0, 2.0}));
+  EXPECT_EQ(j[0]["model"], model);
+  r = run_ml3("envs --env reacher env.model=" + model);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("[-2,2]"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("[-1,1]"), std::string::npos) << r.out;
+  // The built-in models keep [-1,1]; overrides need one environment.
+  EXPECT_NE(run_ml3("envs").out.find("[-1,1]"), std::string::npos);
+  r = run_ml3("envs env.model=" + model);
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_NE(r.out.find("need --env"), std::string::npos) << r.out;
+}
+
+// MuJoCo's default handlers write MUJOCO_LOG.TXT into the working directory
+// and print on stdout; ours print one `warning: mujoco:` line on stderr and
+// turn errors into one `error:` line naming the model file.
+TEST(Cli, MujocoWarningsAndErrorsComeThroughOurOutputWithoutALogFile) {
+  const auto dir = test::temp_dir("cli_mjlog");
+  const std::string src = test::read_text(std::string(ML3_SOURCE_DIR) + "/envs/reacher/reacher.xml");
+  // A stiff spring on joint1 against the reset noise: a huge acceleration at the first step.
+  const std::string range = "range=\"-3.0 3.0\"";
+  std::string xml = src;
+  xml.replace(xml.find(range), range.size(), range + " stiffness=\"1e12\"");
+  test::write_file(dir / "unstable.xml", xml);
+  auto r = run_ml3("expert --env reacher --episodes 2 env.model=unstable.xml", dir.string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("warning: mujoco: Nan, Inf or huge value in QACC"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("error: reacher: the simulation became unstable"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "MUJOCO_LOG.TXT")) << r.out;
+  // A MuJoCo error (arena stack overflow mid-episode: a pusher with a tiny
+  // stack and contacts) ends the run with one error line naming the file.
+  std::string pusher = test::read_text(std::string(ML3_SOURCE_DIR) + "/envs/pusher/pusher.xml");
+  pusher.replace(pusher.find("<option"), 0, "<size nstack=\"400\"/>\n  ");
+  test::write_file(dir / "small_stack.xml", pusher);
+  r = run_ml3("expert --env pusher --episodes 4 env.model=small_stack.xml", dir.string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("error: small_stack.xml: MuJoCo error: Stack overflow"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "MUJOCO_LOG.TXT")) << r.out;
+}
+
 TEST(Cli, ExpertJson) {
   const auto r = run_ml3("expert --env pointmass --split test --episodes 10 --json");
   ASSERT_EQ(r.code, 0) << r.out;

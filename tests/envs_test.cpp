@@ -223,13 +223,17 @@ TEST(BadInput, MissingModelFile) {
 }
 
 TEST(BadInput, ModelLackingARequiredSite) {
+  // The fingertip may be a site or a body (Gymnasium's model): remove both.
   const auto dir = test::temp_dir("nosite");
   std::string xml = asset_text("reacher.xml");
   const std::string site = "<site name=\"fingertip\" size=\"0.005\"/>";
   xml.erase(xml.find(site), site.size());
+  const std::string body = "<body name=\"fingertip\"";
+  xml.replace(xml.find(body), body.size(), "<body name=\"tip\"");
   test::write_file(dir / "reacher_nosite.xml", xml);
   const std::string msg = error_of([&] { make_env("reacher", {"model=" + (dir / "reacher_nosite.xml").string()}); });
-  EXPECT_NE(msg.find("needs a site named 'fingertip'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("needs a site or a body named 'fingertip'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reacher_nosite.xml"), std::string::npos) << msg;
 }
 
 TEST(BadInput, GoalOutsideTheWorkspace) {

@@ -63,10 +63,12 @@ struct RunResult {
 };
 
 #ifdef ML3_BINARY
-// Runs `ml3 <args>` and captures its output and exit code.
-inline RunResult run_ml3(const std::string& args) {
+// Runs `ml3 <args>` (in directory `cwd` if given) and captures its output and
+// exit code.
+inline RunResult run_ml3(const std::string& args, const std::string& cwd = "") {
   RunResult r;
-  const std::string cmd = std::string(ML3_BINARY) + " " + args + " 2>&1";
+  const std::string cmd =
+      (cwd.empty() ? "" : "cd '" + cwd + "' && ") + std::string(ML3_BINARY) + " " + args + " 2>&1 </dev/null";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;

@@ -1,0 +1,52 @@
+// The registry of environments: one line per environment. Each lives in its
+// own folder envs/<name>/ (model file, environment class, scripted expert,
+// goal regions).
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "envs/pointmass/pointmass.h"
+#include "envs/pusher/pusher.h"
+#include "envs/reacher/reacher.h"
+
+namespace ml3 {
+
+const std::vector<EnvEntry>& env_registry() {
+  static const std::vector<EnvEntry> registry = {
+      pointmass_env(),
+      reacher_env(),
+      pusher_env(),
+  };
+  return registry;
+}
+
+const EnvEntry& find_env(const std::string& name) {
+  std::string names;
+  for (const auto& e : env_registry()) {
+    if (e.name == name) return e;
+    names += (names.empty() ? "" : ", ") + e.name;
+  }
+  throw Error(fmt::format("unknown environment '{}' (registered: {})", name, names));
+}
+
+std::unique_ptr<Env> make_env(const std::string& name, const Config& options) {
+  return find_env(name).make(options);
+}
+
+std::unique_ptr<Env> make_env(const std::string& name, const std::vector<std::string>& overrides) {
+  Config c(find_env(name).schema);
+  c.apply_overrides(overrides);
+  return make_env(name, c);
+}
+
+Config env_options(const std::string& name, const std::string& config_file,
+                   const std::vector<std::string>& overrides) {
+  Schema schema;
+  schema.add_string("env.name", name, "environment name");
+  schema.include("env.", find_env(name).schema);
+  Config c(schema);
+  if (!config_file.empty()) c.load_yaml_file(config_file, "env.");
+  c.apply_overrides(overrides);
+  return c.subset("env.");
+}
+
+}  // namespace ml3
