@@ -200,6 +200,12 @@ Params get_params(const Archive& a, const std::string& prefix, size_t count) {
   return p;
 }
 
+bool all_finite(const Params& params) {
+  for (const auto& t : params)
+    if (!torch::isfinite(t).all().item<bool>()) return false;
+  return true;
+}
+
 Params clone_params(const Params& params, bool requires_grad) {
   Params out;
   for (const auto& t : params) out.push_back(t.detach().clone().set_requires_grad(requires_grad));

@@ -116,6 +116,8 @@ void set_compute_threads(int threads);
 // Tensors <-> archive entries (exact bytes).
 void put_params(Archive& a, const std::string& prefix, const Params& params);
 Params get_params(const Archive& a, const std::string& prefix, size_t count);
+// True when every value of every tensor is finite.
+bool all_finite(const Params& params);
 // Copies of the tensors, detached (optionally requiring grad).
 Params clone_params(const Params& params, bool requires_grad);
 

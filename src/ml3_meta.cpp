@@ -66,12 +66,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-bool all_finite(const Params& p) {
-  for (const auto& t : p)
-    if (!torch::isfinite(t).all().item<bool>()) return false;
-  return true;
-}
-
 LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
   LearnedLossSpec s;
   s.features = parse_loss_features(l.features);

@@ -66,12 +66,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-bool all_finite(const Params& p) {
-  for (const auto& t : p)
-    if (!torch::isfinite(t).all().item<bool>()) return false;
-  return true;
-}
-
 // Checks that loaded tensors have the shapes the configured networks expect.
 Params checked_params(const Archive& a, const std::string& prefix, const Params& expected, const std::string& what) {
   Params loaded = get_params(a, prefix, expected.size());
@@ -281,6 +275,18 @@ void ActorCriticUpdate::value_step(const Minibatch& mb, Params& vp, double lr_sc
   value_adam_.step(vp, grads, optim_.value_lr * lr_scale);
   st.value_loss += loss.item<double>();
   ++value_steps;
+}
+
+void ActorCriticUpdate::for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed,
+                                           const std::function<bool(const Minibatch&)>& step) const {
+  const int64_t B = all.obs.size(0);
+  const int64_t mb_size = std::max<int64_t>(1, B / pg_.minibatches);
+  Rng rng(shuffle_seed);
+  for (int e = 0; e < pg_.epochs; ++e) {
+    const auto perm = permutation(B, rng);
+    for (int64_t start = 0; start + mb_size <= B; start += mb_size)
+      if (!step(select_rows(all, perm, start, mb_size))) return;
+  }
 }
 
 void ActorCriticUpdate::average(UpdateStats& st, int value_steps) {

@@ -4,6 +4,7 @@
 // rule -- PPO, REINFORCE or a learned loss (src/algos/), chosen by the
 // registry. `ml3 train` runs it under the runner; `ml3 meta-test` runs the
 // same class for every method and seed it compares.
+#include <functional>
 #include <memory>
 
 #include "envs/vec_env.h"
@@ -122,6 +123,10 @@ class ActorCriticUpdate : public PolicyUpdate {
   // One Adam step of the policy on `objective` (+ entropy bonus); returns the approx. KL.
   double policy_step(const Objective& objective, const Minibatch& mb, Params& pp, double lr_scale, UpdateStats& st);
   void value_step(const Minibatch& mb, Params& vp, double lr_scale, UpdateStats& st, int& value_steps);
+  // pg.epochs passes over `all` in pg.minibatches shuffled minibatches (Rng(shuffle_seed));
+  // stops early when `step` returns false.
+  void for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed,
+                          const std::function<bool(const Minibatch&)>& step) const;
   // Divides the sums in `st` by the step counts.
   static void average(UpdateStats& st, int value_steps);
 

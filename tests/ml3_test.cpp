@@ -207,17 +207,23 @@ TEST(MetaTrain, RunFolderResumeAndDeterminism) {
   for (size_t i = 0; i < p1.size(); ++i) EXPECT_TRUE(torch::equal(p1[i], p2[i]));
 }
 
-TEST(MetaTest, ComparesMethodsAndWritesCurves) {
-  const auto root = test::temp_dir("metatest");
+// A loss meta-trained for 2 iterations (root/mt/loss.ml3); returns its config file.
+std::string tiny_loss(const fs::path& root) {
   RunArgs a;
   a.config_path = write_cfg(root).string();
   a.overrides = tiny_meta({"meta.iterations=2"});
   a.quiet = true;
   a.out_dir = (root / "mt").string();
   meta_train(a);
+  return a.config_path;
+}
+
+TEST(MetaTest, ComparesMethodsAndWritesCurves) {
+  const auto root = test::temp_dir("metatest");
+  const std::string config = tiny_loss(root);
   MetaTestArgs t;
   t.loss_file = (root / "mt" / "loss.ml3").string();
-  t.config_path = a.config_path;
+  t.config_path = config;
   t.overrides = tiny_meta({"policy.hidden=8,8"});  // another architecture than at meta-train time
   t.out_dir = (root / "test").string();
   t.split = "ood";
@@ -241,12 +247,7 @@ TEST(MetaTest, ComparesMethodsAndWritesCurves) {
 // (run folder, checkpoints, resume with the same numbers, eval).
 TEST(LearnedLossTrain, OrdinaryRunWithResumeAndClearErrors) {
   const auto root = test::temp_dir("lltrain");
-  RunArgs a;
-  a.config_path = write_cfg(root).string();
-  a.overrides = tiny_meta({"meta.iterations=2"});
-  a.quiet = true;
-  a.out_dir = (root / "mt").string();
-  meta_train(a);
+  tiny_loss(root);
   const std::string loss = (root / "mt" / "loss.ml3").string();
   test::write_file(root / "train.yaml", "algorithm: learned_loss\nenv:\n  name: pointmass\n");
   RunArgs t;

@@ -2,7 +2,6 @@
 // optional target-KL early stop) as a policy-training algorithm.
 #include <torch/torch.h>
 
-#include "core/rng.h"
 #include "src/policy_trainer.h"
 
 namespace ml3 {
@@ -17,19 +16,11 @@ class PpoUpdate : public ActorCriticUpdate {
     const Minibatch all = prepare(batch);
     UpdateStats st;
     int value_steps = 0;
-    const int64_t B = all.obs.size(0);
-    const int64_t mb_size = std::max<int64_t>(1, B / pg_.minibatches);
-    Rng rng(shuffle_seed);
-    bool stop = false;
-    for (int e = 0; e < pg_.epochs && !stop; ++e) {
-      const auto perm = permutation(B, rng);
-      for (int64_t start = 0; start + mb_size <= B && !stop; start += mb_size) {
-        const Minibatch mb = select_rows(all, perm, start, mb_size);
-        const double kl = policy_step(objective_, mb, pp, lr_scale, st);
-        if (ppo_.target_kl > 0 && kl > ppo_.target_kl) stop = true;
-        value_step(mb, vp, lr_scale, st, value_steps);
-      }
-    }
+    for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
+      const double kl = policy_step(objective_, mb, pp, lr_scale, st);
+      value_step(mb, vp, lr_scale, st, value_steps);
+      return !(ppo_.target_kl > 0 && kl > ppo_.target_kl);  // target-KL early stop
+    });
     average(st, value_steps);
     return st;
   }

@@ -3,7 +3,6 @@
 // Monte-Carlo return), then pg.epochs x pg.minibatches value-fit steps.
 #include <torch/torch.h>
 
-#include "core/rng.h"
 #include "src/policy_trainer.h"
 
 namespace ml3 {
@@ -18,14 +17,10 @@ class ReinforceUpdate : public ActorCriticUpdate {
     UpdateStats st;
     int value_steps = 0;
     policy_step(objective_, all, pp, lr_scale, st);
-    const int64_t B = all.obs.size(0);
-    const int64_t mb_size = std::max<int64_t>(1, B / pg_.minibatches);
-    Rng rng(shuffle_seed);
-    for (int e = 0; e < pg_.epochs; ++e) {
-      const auto perm = permutation(B, rng);
-      for (int64_t start = 0; start + mb_size <= B; start += mb_size)
-        value_step(select_rows(all, perm, start, mb_size), vp, lr_scale, st, value_steps);
-    }
+    for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
+      value_step(mb, vp, lr_scale, st, value_steps);
+      return true;
+    });
     average(st, value_steps);
     return st;
   }
