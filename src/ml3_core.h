@@ -1,6 +1,6 @@
 #pragma once
-// ML3 machinery (LibTorch): the learned loss as a policy objective, the
-// differentiable inner step, and the REINFORCE task loss of the outer step.
+// ML3 machinery (LibTorch): learned-loss features, the differentiable inner
+// step and inner optimiser, and the REINFORCE task loss of the outer step.
 #include "models/learned_loss.h"
 #include "src/pg.h"
 
@@ -15,6 +15,31 @@ LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev);
 // batch's features first.
 Params inner_step(const LearnedLoss& loss, const Params& phi, const GaussianPolicy& policy, const Params& theta,
                   const Minibatch& mb, double alpha, bool create_graph, double* inner_loss = nullptr);
+
+// How a learned loss is applied to a batch -- at meta-train time (through
+// create_graph) and when it trains a policy (ml3 train --loss, meta-test)
+// alike: `steps` optimiser steps on the whole batch, plain SGD (one step: the
+// paper's inner step) or Adam.
+struct InnerOptimizer {
+  bool adam = false;
+  double lr = 0.5;
+  int steps = 1;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+// Adam's moments and step count for one policy (kept across batches, like an
+// optimiser's state; empty for SGD).
+struct InnerState {
+  Params m, v;
+  int64_t t = 0;
+  void reset(const Params& theta);
+  InnerState detached() const;
+};
+// theta after opt.steps steps on M_phi over `mb`; `state` is updated. With
+// create_graph, theta' and the state are differentiable functions of phi.
+// first_loss (optional) receives M_phi before the first step.
+Params inner_update(const LearnedLoss& loss, const Params& phi, const GaussianPolicy& policy, const Params& theta,
+                    const Minibatch& mb, const InnerOptimizer& opt, InnerState* state, bool create_graph,
+                    double* first_loss = nullptr);
 
 // REINFORCE task loss on fresh rollouts of theta': -mean(log pi'(a|s) A),
 // A = reward-to-go minus its per-timestep mean over episodes, normalised.

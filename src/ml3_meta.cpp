@@ -22,44 +22,6 @@ namespace fs = std::filesystem;
 
 namespace ml3 {
 
-// ---- core -----------------------------------------------------------------------
-LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev) {
-  LossFeatureInputs in;
-  in.obs = mb.raw_obs;
-  in.goal = mb.goals;
-  in.action = mb.actions;
-  in.reward = mb.rewards;
-  in.rtg = mb.rtg;
-  in.time = mb.time_frac;
-  in.mean = ev.mean;
-  in.logp = ev.logp;
-  return in;
-}
-
-Params inner_step(const LearnedLoss& loss, const Params& phi, const GaussianPolicy& policy, const Params& theta,
-                  const Minibatch& mb, double alpha, bool create_graph, double* inner_loss) {
-  const PolicyEval ev = policy_eval(policy, theta, mb);
-  const Tensor l = loss.loss(loss_inputs(mb, ev), phi);
-  if (inner_loss) *inner_loss = l.item<double>();
-  // allow_unused: with features that do not include log_prob, the log-std
-  // does not enter the loss (its gradient is zero).
-  const auto g = torch::autograd::grad({l}, theta, {}, create_graph, create_graph, /*allow_unused=*/true);
-  Params out;
-  for (size_t i = 0; i < theta.size(); ++i) out.push_back(g[i].defined() ? theta[i] - alpha * g[i] : theta[i]);
-  return out;
-}
-
-Tensor task_loss(const GaussianPolicy& policy, const Params& theta, const Batch& fresh) {
-  const Minibatch mb = flatten_batch(fresh);
-  // Per-timestep baseline: mean reward-to-go over the episodes at that step.
-  const Tensor mask = fresh.mask;
-  const Tensor base = (fresh.rtg * mask).sum(1, true) / mask.sum(1, true).clamp_min(1.0);
-  Tensor adv = ((fresh.rtg - base) * mask).reshape({-1}).index_select(0, mask.reshape({-1}).nonzero().squeeze(-1));
-  adv = (adv - adv.mean()) / (adv.std() + 1e-8);
-  const PolicyEval ev = policy_eval(policy, theta, mb);
-  return -(ev.logp * adv.to(ev.logp.scalar_type())).mean();
-}
-
 // ---- meta-training -------------------------------------------------------------------
 namespace {
 
@@ -78,6 +40,7 @@ LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
 
 struct PoolSlot {
   Params theta;
+  InnerState opt_state;  // the inner optimiser's state (Adam), kept across updates
   int age = 0;
 };
 
@@ -98,6 +61,9 @@ class Ml3MetaTrainer : public Algorithm {
     phi_ = loss_.init(mix_seed(seed_, 21));
     adam_ = Adam(phi_, 1e-8);
     fresh_ = meta_.schedule == "fresh";
+    inner_.adam = meta_.inner_optimizer == "adam";
+    inner_.lr = meta_.inner_lr;
+    inner_.steps = meta_.steps_per_batch;
     pool_.resize(meta_.pool_size);
     for (int j = 0; j < meta_.pool_size; ++j) {
       reset_slot(pool_[j]);
@@ -137,11 +103,12 @@ class Ml3MetaTrainer : public Algorithm {
         loss_.update_stats(loss_inputs(mb1, policy_eval(policy, theta, mb1)));
       }
       double il = 0;
-      Params theta_k = inner_step(loss_, phi_, policy, theta, mb1, meta_.inner_lr, true, &il);
+      InnerState state = slot.opt_state.detached();
+      Params theta_k = inner_update(loss_, phi_, policy, theta, mb1, inner_, &state, true, &il);
       for (int step = 2; step <= K; ++step) {
         Batch bk = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, step + 10), false);
         compute_rtg(bk, meta_.gamma);
-        theta_k = inner_step(loss_, phi_, policy, theta_k, flatten_batch(bk), meta_.inner_lr, true);
+        theta_k = inner_update(loss_, phi_, policy, theta_k, flatten_batch(bk), inner_, &state, true);
       }
       tc = Clock::now();
       Batch b2 = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, 2), false);
@@ -167,6 +134,7 @@ class Ml3MetaTrainer : public Algorithm {
       pool_s += b1.success_rate, post_s += b2.success_rate, pool_r += b1.return_mean, post_r += b2.return_mean;
       log_std_sum += policy.log_std(theta_k).mean().item<double>();
       slot.theta = clone_params(theta_k, true);
+      slot.opt_state = state.detached();
       if (fresh_ || ++slot.age >= meta_.pool_reset_every) reset_slot(slot);
     }
     double gn = NAN;
@@ -203,7 +171,15 @@ class Ml3MetaTrainer : public Algorithm {
     a.meta()["skipped"] = total_skipped_;
     loss_.put(a, "loss/", phi_);
     adam_.save(a, "adam/");
-    for (size_t j = 0; j < pool_.size(); ++j) put_params(a, "pool/" + std::to_string(j) + "/", pool_[j].theta);
+    std::vector<int64_t> steps;
+    for (size_t j = 0; j < pool_.size(); ++j) {
+      const std::string p = "pool/" + std::to_string(j) + "/";
+      put_params(a, p, pool_[j].theta);
+      put_params(a, p + "adam_m/", pool_[j].opt_state.m);
+      put_params(a, p + "adam_v/", pool_[j].opt_state.v);
+      steps.push_back(pool_[j].opt_state.t);
+    }
+    a.meta()["pool_adam_steps"] = steps;
   }
 
   void load(const Archive& a) override {
@@ -211,8 +187,14 @@ class Ml3MetaTrainer : public Algorithm {
     adam_ = Adam(phi_, 1e-8);
     adam_.load(a, "adam/");
     for (size_t j = 0; j < pool_.size(); ++j) {
-      pool_[j].theta = get_params(a, "pool/" + std::to_string(j) + "/", pool_[j].theta.size());
+      const std::string p = "pool/" + std::to_string(j) + "/";
+      pool_[j].theta = get_params(a, p, pool_[j].theta.size());
       pool_[j].age = a.meta().at("ages").at(j).get<int>();
+      pool_[j].opt_state.t = a.meta().at("pool_adam_steps").at(j).get<int64_t>();
+      if (pool_[j].opt_state.t > 0) {
+        pool_[j].opt_state.m = clone_params(get_params(a, p + "adam_m/", pool_[j].theta.size()), false);
+        pool_[j].opt_state.v = clone_params(get_params(a, p + "adam_v/", pool_[j].theta.size()), false);
+      }
     }
     resets_ = a.meta().at("resets").get<uint64_t>();
     total_skipped_ = a.meta().at("skipped").get<int>();
@@ -244,6 +226,7 @@ class Ml3MetaTrainer : public Algorithm {
  private:
   void reset_slot(PoolSlot& slot) {
     slot.theta = models_.policy.init(mix_seed(seed_, 5000 + resets_++));
+    slot.opt_state = InnerState();
     slot.age = 0;
   }
 
@@ -259,6 +242,7 @@ class Ml3MetaTrainer : public Algorithm {
   Params phi_;
   Adam adam_;
   bool fresh_ = false;
+  InnerOptimizer inner_;
   std::vector<PoolSlot> pool_;
   uint64_t resets_ = 0;
   int total_skipped_ = 0;

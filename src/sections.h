@@ -143,6 +143,8 @@ struct MetaSection {
   int tasks_per_iteration = 4;
   int episodes_per_task = 64;
   double inner_lr = 0.5;
+  std::string inner_optimizer = "sgd";
+  int steps_per_batch = 1;
   int inner_steps = 1;
   double outer_lr = 1e-3;
   double max_grad_norm = 1.0;
@@ -156,7 +158,13 @@ struct MetaSection {
     f("iterations", iterations, "outer (meta) iterations");
     f("tasks_per_iteration", tasks_per_iteration, "tasks (batches of train goals) per outer gradient");
     f("episodes_per_task", episodes_per_task, "episodes per task = batch size of every policy update");
-    f("inner_lr", inner_lr, "inner SGD step size alpha (meta-train and meta-test)", Bounds::in(0.0, 1e6, true));
+    f("inner_lr", inner_lr, "inner step size alpha (meta-train and meta-test)", Bounds::in(0.0, 1e6, true));
+    f("inner_optimizer", inner_optimizer,
+      "how the loss is applied to a batch, at meta-train and meta-test alike: sgd (the paper) or adam "
+      "(differentiated through)",
+      Choices{{"sgd", "adam"}});
+    f("steps_per_batch", steps_per_batch, "optimiser steps on the learned loss per batch (differentiated through)",
+      Bounds::in(1, 100));
     f("inner_steps", inner_steps, "differentiable inner steps K (fresh rollouts each)", Bounds::in(1, 20));
     f("outer_lr", outer_lr, "Adam learning rate of the learned loss", Bounds::in(0.0, 10.0, true));
     f("max_grad_norm", max_grad_norm, "outer gradient-norm clip (0: off)", Bounds::at_least(0.0));

@@ -80,12 +80,18 @@ struct GradFixture {
     loss.update_stats(loss_inputs(mb, policy_eval(policy, theta, mb)));
   }
 
-  // L_T(theta_K(phi)) with K inner steps on b1 (fixed data), task loss on b2.
+  // L_T(theta_K(phi)) with K inner steps on b1 (fixed data), task loss on b2;
+  // with `adam` set, K steps of the inner Adam instead of SGD.
   Tensor outer(const Params& p, int K) const {
     Params th = theta;
+    if (adam) {
+      InnerState state;
+      return task_loss(policy, inner_update(loss, p, policy, th, flatten_batch(b1), *adam, &state, true), b2);
+    }
     for (int k = 0; k < K; ++k) th = inner_step(loss, p, policy, th, flatten_batch(b1), alpha, true);
     return task_loss(policy, th, b2);
   }
+  const InnerOptimizer* adam = nullptr;
 };
 
 double fd_relative_error(const GradFixture& f, int K) {
@@ -114,6 +120,22 @@ TEST(Ml3Gradient, OuterGradientMatchesFiniteDifferences) {
   GradFixture f;
   EXPECT_LE(fd_relative_error(f, 1), 1e-6);
   EXPECT_LE(fd_relative_error(f, 2), 1e-6);
+}
+
+// Meta-training through several differentiable Adam steps per batch.
+TEST(Ml3Gradient, OuterGradientThroughInnerAdamMatchesFiniteDifferences) {
+  GradFixture f;
+  InnerOptimizer opt;
+  opt.adam = true, opt.lr = 0.05, opt.steps = 3, opt.eps = 1e-3;
+  f.adam = &opt;
+  EXPECT_LE(fd_relative_error(f, 3), 1e-5);
+  // One SGD step through inner_update is exactly the paper's inner step.
+  InnerOptimizer sgd;
+  sgd.lr = f.alpha;
+  InnerState none;
+  const Params a = inner_update(f.loss, f.phi, f.policy, f.theta, flatten_batch(f.b1), sgd, &none, false);
+  const Params b = inner_step(f.loss, f.phi, f.policy, f.theta, flatten_batch(f.b1), f.alpha, false);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i]));
 }
 
 TEST(Ml3Gradient, LearnedLossDependsOnThePolicyOnlyThroughItsOutputs) {

@@ -1,6 +1,7 @@
 // Training a policy with a learned loss (the artifact of `ml3 meta-train`):
-// each batch takes one plain SGD step on M_phi -- exactly the inner step the
-// loss was meta-trained for -- with no value network and no clipping. This
+// each batch takes learned_loss.steps steps of learned_loss.optimizer on M_phi
+// -- exactly the inner optimiser the loss was meta-trained through (one plain
+// SGD step in the paper) -- with no value network and no clipping. This
 // is what meta-test runs for the loss under test, and what a user runs with
 // `ml3 train --loss FILE` after meta-training.
 #include <torch/torch.h>
@@ -17,11 +18,15 @@ namespace {
 struct LearnedLossSection {
   std::string file;
   double lr = 0.5;
+  std::string optimizer = "sgd";
+  int steps = 1;
   double gamma = 0.99;
   template <class F>
   void fields(F& f) {
     f("file", file, "learned-loss file (loss.ml3 of ml3 meta-train; required)");
-    f("lr", lr, "SGD step size on the learned loss (the meta-training's meta.inner_lr)", Bounds::in(0.0, 1e6, true));
+    f("lr", lr, "step size on the learned loss (the meta-training's meta.inner_lr)", Bounds::in(0.0, 1e6, true));
+    f("optimizer", optimizer, "sgd or adam (the meta-training's meta.inner_optimizer)", Choices{{"sgd", "adam"}});
+    f("steps", steps, "optimiser steps per batch (the meta-training's meta.steps_per_batch)", Bounds::in(1, 100));
     f("gamma", gamma, "discount of the return-to-go feature (the meta-training's meta.gamma)", Bounds::in(0.0, 1.0));
   }
 };
@@ -42,13 +47,25 @@ class LearnedLossUpdate : public PolicyUpdate {
   double gamma() const override { return cfg_.gamma; }
   double lr() const override { return cfg_.lr; }
   int64_t policy_steps() const override { return steps_; }
-  void save(Archive& a, const std::string& prefix) const override { a.put_f64(prefix + "steps", {double(steps_)}); }
+  void save(Archive& a, const std::string& prefix) const override {
+    a.put_f64(prefix + "steps", {double(steps_)});
+    a.put_f64(prefix + "adam_t", {double(state_.t)});
+    if (state_.t > 0) put_params(a, prefix + "adam_m/", state_.m), put_params(a, prefix + "adam_v/", state_.v);
+  }
   void load(const Archive& a, const std::string& prefix) override {
     steps_ = static_cast<int64_t>(a.get_f64(prefix + "steps").at(0));
+    state_ = InnerState();
+    state_.t = static_cast<int64_t>(a.get_f64(prefix + "adam_t").at(0));
+    if (state_.t > 0) {
+      const size_t n = models_.policy.mlp().num_tensors() + 1;
+      state_.m = clone_params(get_params(a, prefix + "adam_m/", n), false);
+      state_.v = clone_params(get_params(a, prefix + "adam_v/", n), false);
+    }
   }
 
   UpdateStats update(Batch& batch, Params& pp, Params&, double lr_scale, uint64_t) override {
     const Minibatch all = flatten_batch(batch);
+    if (cfg_.optimizer == "adam" || cfg_.steps > 1) return update_with(all, pp, lr_scale);
     const PolicyEval ev = policy_eval(models_.policy, pp, all);
     const Tensor loss = loss_.loss(loss_inputs(all, ev), phi_);
     if (!std::isfinite(loss.item<double>())) throw NonFiniteError("non-finite learned loss");
@@ -69,7 +86,28 @@ class LearnedLossUpdate : public PolicyUpdate {
   }
 
  private:
+  // Several steps, or Adam: the inner optimiser of meta-training, without the graph.
+  UpdateStats update_with(const Minibatch& all, Params& pp, double lr_scale) {
+    InnerOptimizer opt;
+    opt.adam = cfg_.optimizer == "adam";
+    opt.lr = cfg_.lr * lr_scale;
+    opt.steps = cfg_.steps;
+    UpdateStats st;
+    double first = 0;
+    Params next = inner_update(loss_, phi_, models_.policy, pp, all, opt, &state_, false, &first);
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < pp.size(); ++i) pp[i].copy_(next[i]);
+    if (!std::isfinite(first)) throw NonFiniteError("non-finite learned loss");
+    st.policy_loss = first;
+    st.entropy = models_.policy.entropy(models_.policy.log_std(pp)).item<double>();
+    st.policy_updates = cfg_.steps;
+    steps_ += cfg_.steps;
+    state_ = state_.detached();
+    return st;
+  }
+
   LearnedLossSection cfg_;
+  InnerState state_;
   const PolicyModels& models_;
   LearnedLoss loss_;
   Params phi_;
@@ -91,6 +129,8 @@ AlgorithmEntry learned_loss_algorithm() {
   e.bind_artifact = [](Config& c, const std::string& file, const Config& meta) {
     c.set("learned_loss.file", file, "meta-test");
     c.set("learned_loss.lr", meta.values().at("meta.inner_lr"), "meta-test");
+    c.set("learned_loss.optimizer", meta.values().at("meta.inner_optimizer"), "meta-test");
+    c.set("learned_loss.steps", meta.values().at("meta.steps_per_batch"), "meta-test");
     c.set("learned_loss.gamma", meta.values().at("meta.gamma"), "meta-test");
   };
   return e;
