@@ -1,8 +1,11 @@
 #pragma once
 // Runs an environment's scripted expert over sampled goals (one episode per
-// goal, batched) and summarises how well it does.
+// goal, batched) and summarises how well it does; the same loop records
+// demonstrations (envs/demos.h) through a per-step hook.
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "envs/env.h"
 
@@ -13,8 +16,24 @@ struct ExpertResult {
   double success_rate = 0, final_distance_mean = 0, return_mean = 0;
 };
 
+// Called after every step t with the batch (episodes rows, row-major): the
+// observations the actions were taken in, the actions as sent to the
+// environments (within the action bounds) and the rewards of the step.
+using ExpertStepHook =
+    std::function<void(const EnvSpec& spec, int t, const double* obs, const double* actions, const double* rewards)>;
+
+struct ExpertEpisodes {
+  EnvSpec spec;
+  std::vector<Task> tasks;           // goal of episode i
+  std::vector<StepInfo> final_info;  // distance and success at the end of episode i
+  std::vector<double> returns;       // undiscounted return of episode i
+  ExpertResult summary() const;
+};
+
 // Episode i: goal i of sample_tasks(split, seed), initial-state seed
 // mix_seed(seed, i); the result does not depend on `threads`.
+ExpertEpisodes run_expert_episodes(const std::string& name, const Config& options, Split split, int episodes,
+                                   uint64_t seed, int threads, const ExpertStepHook& hook = {});
 ExpertResult run_expert(const std::string& name, const Config& options, Split split, int episodes, uint64_t seed,
                         int threads);
 

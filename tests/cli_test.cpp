@@ -101,6 +101,57 @@ TEST(Cli, ExpertReadsEnvSectionOfAConfigAndOverrides) {
   EXPECT_NE(r.out.find("did you mean 'env.success_threshold'"), std::string::npos) << r.out;
 }
 
+TEST(Cli, DemosRecordsTheExpertRefusesToOverwriteAndChecks) {
+  const auto dir = test::temp_dir("cli_demos");
+  const std::string file = (dir / "pm.demos").string();
+  const std::string record = "demos --env pointmass --split ood --episodes 12 --seed 4 --threads 2 --out " + file;
+  auto r = run_ml3(record + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  EXPECT_EQ(j["episodes"], 12);
+  EXPECT_EQ(j["split"], "ood");
+  EXPECT_EQ(j["bytes"].get<uintmax_t>(), std::filesystem::file_size(file));
+  // The same goals as `ml3 expert`: the same successes.
+  r = run_ml3("expert --env pointmass --split ood --episodes 12 --seed 4 --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(j["success_rate"], last_json(r.out)["success_rate"]);
+  EXPECT_NEAR(j["final_distance_mean"].get<double>(), last_json(r.out)["final_distance_mean"].get<double>(), 1e-6);
+  // An existing file is kept unless --force.
+  const auto before = std::filesystem::last_write_time(file);
+  r = run_ml3(record);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("error: " + file + ": file already exists; pass --force to overwrite it"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(std::filesystem::last_write_time(file), before);
+  r = run_ml3(record + " --force");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("wrote " + file + ": pointmass demonstrations (ood split, seed 4), 12 episodes x 50 steps"),
+            std::string::npos)
+      << r.out;
+  // --check: the summary; against another environment or on a corrupt file, one error line and exit 1.
+  r = run_ml3("demos --check " + file + " --env pointmass --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(last_json(r.out)["success_rate"], j["success_rate"]);
+  r = run_ml3("demos --check " + file + " --env reacher");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("but the environment in use is 'reacher'"), std::string::npos) << r.out;
+  std::string bytes = test::read_text(file);
+  bytes[bytes.size() / 3] ^= 0x01;
+  std::ofstream(dir / "corrupt.demos", std::ios::binary) << bytes;
+  r = run_ml3("demos --check " + (dir / "corrupt.demos").string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.out, "error: " + (dir / "corrupt.demos").string() +
+                       ": checksum mismatch: the file is truncated or corrupt; not loaded\n");
+  // Bad command lines.
+  const std::vector<std::string> bad = {"demos --env pointmass", "demos --out " + file,
+                                       "demos --check " + file + " --episodes 3",
+                                       "demos --check " + file + " --out x.demos"};
+  for (const std::string& args : bad) {
+    r = run_ml3(args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.out;
+  }
+}
+
 TEST(Cli, BadCommandLinesExitWithCode2) {
   for (const char* args : {"expert --env reacher --bogus", "expert --env reacher --episodes zero",
                            "expert --env reacher --split val", "nosuchcommand", "bench"}) {
@@ -114,7 +165,7 @@ TEST(Cli, BadCommandLinesExitWithCode2) {
 }
 
 TEST(Cli, HelpOnEverySubcommand) {
-  for (const char* args : {"--help", "envs --help", "expert --help", "bench envs --help", "demo --help", "train --help",
+  for (const char* args : {"--help", "envs --help", "expert --help", "demos --help", "bench envs --help", "demo --help", "train --help",
                            "eval --help", "meta-train --help", "meta-test --help", "bench sine --help"}) {
     const auto r = run_ml3(args);
     EXPECT_EQ(r.code, 0) << args;

@@ -1,13 +1,16 @@
-// Environment sub-commands: envs, expert, bench envs, demo. Flags, a library
-// call, printing; the work is in envs/ (registry, expert_runs, bench).
+// Environment sub-commands: envs, expert, demos, bench envs, demo. Flags, a
+// library call, printing; the work is in envs/ (registry, expert_runs, demos,
+// bench).
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "envs/bench.h"
+#include "envs/demos.h"
 #include "envs/expert_runs.h"
 #include "tools/commands.h"
 
@@ -67,6 +70,61 @@ void cmd_envs(const EnvsArgs& args) {
                j["distance"].get<std::string>());
 }
 
+struct DemosArgs {
+  std::string env, split = "train", config, out, check;  // train: demonstrations are training data
+  int episodes = 100, threads = 1;
+  uint64_t seed = 0;
+  bool force = false, json = false;
+  std::vector<std::string> overrides;
+};
+
+// Prints what a demonstrations file holds (one line, or one JSON object).
+void print_demos(const std::string& path, const Demonstrations& d, const char* verb, bool json) {
+  const DemoSummary s = summarize(d);
+  const auto bytes = std::filesystem::file_size(path);
+  if (json) {
+    const nlohmann::json j = {{"file", path},
+                              {"env", d.env},
+                              {"split", split_name(d.split)},
+                              {"seed", d.seed},
+                              {"episodes", s.episodes},
+                              {"episode_steps", d.episode_steps},
+                              {"obs_dim", d.obs_dim},
+                              {"act_dim", d.act_dim},
+                              {"goal_dim", d.goal_dim},
+                              {"success_rate", s.success_rate},
+                              {"final_distance_mean", s.final_distance_mean},
+                              {"bytes", bytes}};
+    std::cout << j.dump() << "\n";
+    return;
+  }
+  fmt::print("{} {}: {} demonstrations ({} split, seed {}), {} episodes x {} steps: success {:.1f}%, final distance "
+             "{:.4f}, {:.1f} KiB\n",
+             verb, path, d.env, split_name(d.split), d.seed, s.episodes, d.episode_steps, 100 * s.success_rate,
+             s.final_distance_mean, bytes / 1024.0);
+}
+
+void cmd_demos(const DemosArgs& a) {
+  if (a.env.empty() && (!a.config.empty() || !a.overrides.empty()))
+    throw UsageError("demos: --config and env.key=value overrides need --env NAME");
+  if (!a.check.empty()) {
+    // Validate; with --env, also against the environment the caller uses.
+    std::unique_ptr<Env> env;
+    if (!a.env.empty()) env = make_env(a.env, env_options(a.env, a.config, a.overrides));
+    print_demos(a.check, load_demos(a.check, env ? &env->spec() : nullptr), "valid", a.json);
+    return;
+  }
+  if (a.out.empty())
+    throw UsageError("demos: pass --out FILE to record demonstrations, or --check FILE to validate one");
+  if (a.env.empty()) throw UsageError("demos: recording needs --env NAME");
+  if (std::filesystem::exists(a.out) && !a.force)
+    throw Error(a.out + ": file already exists; pass --force to overwrite it");
+  const Config options = env_options(a.env, a.config, a.overrides);
+  const Demonstrations d = record_demos(a.env, options, parse_split(a.split), a.episodes, a.seed, a.threads);
+  save_demos(a.out, d);
+  print_demos(a.out, d, "wrote", a.json);
+}
+
 }  // namespace
 
 void register_env_commands(CLI::App& app) {
@@ -113,6 +171,32 @@ void register_env_commands(CLI::App& app) {
                  ex.split, r.episodes, 100 * r.success_rate, r.final_distance_mean, r.return_mean);
     }
   });
+
+  // demos
+  static DemosArgs de;
+  auto* demos =
+      app.add_subcommand("demos", "Record scripted-expert demonstrations to a file, or validate one (--check)");
+  demos->add_option("--env", de.env, "Environment name (with --check: validate against it)");
+  auto* split = demos->add_option("--split", de.split, "Goal split (default train)")
+                    ->check(CLI::IsMember({"train", "test", "ood"}));
+  auto* episodes =
+      demos->add_option("--episodes", de.episodes, "Number of episodes (one goal each)")->check(CLI::Range(1, 100000));
+  auto* seed = demos->add_option("--seed", de.seed, "Seed of goals and initial states");
+  auto* threads = demos->add_option("--threads", de.threads, "Simulation threads")->check(CLI::Range(1, 256));
+  demos->add_option("--config", de.config, "YAML file whose env: section overrides the defaults")
+      ->check(CLI::ExistingFile);
+  auto* out = demos->add_option("--out", de.out, "File to write (docs/demos.md)");
+  auto* force = demos->add_flag("--force", de.force, "Overwrite an existing --out file");
+  demos->add_option("--check", de.check, "Validate this demonstrations file and print its summary")
+      ->excludes(split)
+      ->excludes(episodes)
+      ->excludes(seed)
+      ->excludes(threads)
+      ->excludes(out)
+      ->excludes(force);
+  demos->add_flag("--json", de.json, "Print one JSON object");
+  demos->add_option("overrides", de.overrides, "env.key=value overrides, e.g. env.model=my_arm.xml");
+  demos->callback([] { cmd_demos(de); });
 
   // bench envs
   struct BenchArgs {
