@@ -14,6 +14,7 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "envs/demos.h"
 #include "src/meta_test.h"
 #include "src/ml3_core.h"
 #include "src/policy_trainer.h"
@@ -50,6 +51,7 @@ class Ml3MetaTrainer : public Algorithm {
       : cfg_(c),
         meta_(read<MetaSection>(c, "meta.")),
         lsec_(read<LossSection>(c, "loss.")),
+        shaping_(read<ShapingSection>(c, "shaping.")),
         seed_(static_cast<uint64_t>(c.get_int("seed"))),
         env_name_(c.get_string("env.name")),
         run_dir_(run_dir),
@@ -61,6 +63,7 @@ class Ml3MetaTrainer : public Algorithm {
     phi_ = loss_.init(mix_seed(seed_, 21));
     adam_ = Adam(phi_, 1e-8);
     fresh_ = meta_.schedule == "fresh";
+    if (!shaping_.demos.empty()) load_demonstrations();
     inner_.adam = meta_.inner_optimizer == "adam";
     inner_.lr = meta_.inner_lr;
     inner_.steps = meta_.steps_per_batch;
@@ -78,7 +81,7 @@ class Ml3MetaTrainer : public Algorithm {
   std::vector<std::string> columns() const override {
     return {"iteration",   "wall_seconds", "seconds",   "task_loss", "inner_loss",      "pool_success_rate",
             "post_success_rate", "pool_return", "post_return", "grad_norm", "skipped", "resets",
-            "collect_seconds", "pool_log_std"};
+            "collect_seconds", "pool_log_std", "imitation_error", "shaping_weight"};
   }
 
   nlohmann::json iterate(int it) override {
@@ -88,6 +91,8 @@ class Ml3MetaTrainer : public Algorithm {
     Params acc;
     int ok = 0, skipped = 0;
     double task_l = 0, inner_l = 0, pool_s = 0, post_s = 0, pool_r = 0, post_r = 0, collect_s = 0, log_std_sum = 0;
+    double imit = 0;
+    const double weight = shaping_weight(it);
     for (int k = 0; k < n_tasks; ++k) {
       PoolSlot& slot = pool_[(static_cast<size_t>(it - 1) * n_tasks + k) % pool_.size()];
       const uint64_t tseed = mix_seed(seed_, static_cast<uint64_t>(it) * 1000 + k);
@@ -114,7 +119,16 @@ class Ml3MetaTrainer : public Algorithm {
       Batch b2 = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, 2), false);
       collect_s += since(tc);
       compute_rtg(b2, meta_.gamma);
-      const Tensor lt = task_loss(policy, theta_k, b2);
+      Tensor lt = task_loss(policy, theta_k, b2);
+      if (demo_obs_.defined()) {
+        lt = shaping_.rl_weight * lt;
+        // Shaping: the updated policy's squared action error on demonstrated
+        // states. It depends on phi through theta_k (the inner steps), so its
+        // gradient reaches the loss exactly as the task loss's does.
+        const Tensor err = imitation_error(theta_k, mix_seed(tseed, 3));
+        imit += err.item<double>();
+        if (weight > 0) lt = lt + weight * err;
+      }
       std::vector<Tensor> g;
       bool finite = std::isfinite(lt.item<double>());
       if (finite) {
@@ -154,12 +168,17 @@ class Ml3MetaTrainer : public Algorithm {
             {"pool_return", pool_r / n}, {"post_return", post_r / n},
             {"grad_norm", gn},         {"skipped", skipped},
             {"resets", resets_},       {"collect_seconds", collect_s},
-            {"pool_log_std", log_std_sum / n}};
+            {"pool_log_std", log_std_sum / n},
+            {"imitation_error", demo_obs_.defined() ? nlohmann::json(imit / n_tasks) : nlohmann::json()},
+            {"shaping_weight", demo_obs_.defined() ? nlohmann::json(weight) : nlohmann::json()}};
   }
 
   std::string progress_text(const nlohmann::json& r) const override {
-    return fmt::format("task loss {:.4f} | pool success {:.0f}% -> {:.0f}% | {:.2f}s/it{}", r["task_loss"].get<double>(),
-                       100 * r["pool_success_rate"].get<double>(), 100 * r["post_success_rate"].get<double>(),
+    return fmt::format("task loss {:.4f} | pool success {:.0f}% -> {:.0f}%{} | {:.2f}s/it{}",
+                       r["task_loss"].get<double>(), 100 * r["pool_success_rate"].get<double>(),
+                       100 * r["post_success_rate"].get<double>(),
+                       r["imitation_error"].is_null() ? ""
+                                                      : fmt::format(" | imitation {:.3f}", r["imitation_error"].get<double>()),
                        r["seconds"].get<double>(), r["skipped"].get<int>() ? " | skipped non-finite" : "");
   }
 
@@ -202,7 +221,13 @@ class Ml3MetaTrainer : public Algorithm {
 
   void write_artifacts(const std::string& run_dir, int it) const override {
     loss_.save((fs::path(run_dir) / "loss.ml3").string(), phi_,
-               {{"env", env_name_}, {"meta_iteration", it}, {"seed", seed_}, {"run", run_dir}});
+               {{"env", env_name_},
+                {"meta_iteration", it},
+                {"seed", seed_},
+                {"run", run_dir},
+                {"shaped", demo_obs_.defined()},
+                {"inner_optimizer", meta_.inner_optimizer},
+                {"steps_per_batch", meta_.steps_per_batch}});
   }
 
   nlohmann::json summary(double) override {
@@ -224,6 +249,32 @@ class Ml3MetaTrainer : public Algorithm {
   }
 
  private:
+  // Every (state, action) row of the demonstrations, checked against the env.
+  void load_demonstrations() {
+    const Demonstrations d = load_demos(shaping_.demos, &venv_.spec());
+    std::vector<float> obs, act;
+    for (const auto& e : d.episodes) {
+      obs.insert(obs.end(), e.observations.begin(), e.observations.end());
+      act.insert(act.end(), e.actions.begin(), e.actions.end());
+    }
+    const int64_t rows = static_cast<int64_t>(act.size()) / d.act_dim;
+    demo_obs_ = torch::from_blob(obs.data(), {rows, d.obs_dim}, torch::kFloat32).clone();
+    demo_act_ = torch::from_blob(act.data(), {rows, d.act_dim}, torch::kFloat32).clone();
+  }
+  // mean over shaping.demo_rows random demonstrated rows of |mean_theta(s) - a|^2.
+  Tensor imitation_error(const Params& theta, uint64_t seed) const {
+    Rng rng(seed);
+    std::vector<int64_t> idx(static_cast<size_t>(shaping_.demo_rows));
+    for (auto& i : idx) i = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(demo_obs_.size(0)));
+    const Tensor rows = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).clone();
+    const Tensor mu = models_.policy.mean(demo_obs_.index_select(0, rows), theta);
+    return (mu - demo_act_.index_select(0, rows)).pow(2).sum(-1).mean();
+  }
+  double shaping_weight(int it) const {
+    if (shaping_.anneal_iterations <= 0) return shaping_.imitation_weight;
+    return shaping_.imitation_weight * std::max(0.0, 1.0 - static_cast<double>(it - 1) / shaping_.anneal_iterations);
+  }
+
   void reset_slot(PoolSlot& slot) {
     slot.theta = models_.policy.init(mix_seed(seed_, 5000 + resets_++));
     slot.opt_state = InnerState();
@@ -233,6 +284,8 @@ class Ml3MetaTrainer : public Algorithm {
   Config cfg_;
   MetaSection meta_;
   LossSection lsec_;
+  ShapingSection shaping_;
+  Tensor demo_obs_, demo_act_;  // demonstrated rows (shaping), undefined when unshaped
   uint64_t seed_;
   std::string env_name_, run_dir_;
   VecEnv venv_;
@@ -254,6 +307,7 @@ void declare_ml3(Schema& s, const std::string&) {
   declare<ValueSection>(s, "value.");
   declare<LossSection>(s, "loss.");
   declare<MetaSection>(s, "meta.");
+  declare<ShapingSection>(s, "shaping.");
   declare<MetaTestSection>(s, "meta_test.");
   declare_baselines(s);
 }

@@ -179,6 +179,32 @@ struct MetaSection {
   }
 };
 
+// shaping.*: extra information used only at meta-train time (the loss file
+// never needs it): goal demonstrations whose actions the updated policy is
+// pulled toward, in the task loss.
+struct ShapingSection {
+  std::string demos;
+  double imitation_weight = 1.0;
+  double rl_weight = 1.0;
+  int anneal_iterations = 0;
+  int demo_rows = 1024;
+  template <class F>
+  void fields(F& f) {
+    f("demos", demos, "demonstrations file (ml3 demos) to shape the loss with; empty: unshaped");
+    f("imitation_weight", imitation_weight,
+      "weight beta of the imitation term beta * |mean_theta'(s_demo) - a_demo|^2 in the task loss",
+      Bounds::at_least(0.0));
+    f("rl_weight", rl_weight,
+      "weight of the REINFORCE task loss next to the imitation term (0: imitation alone, a sanity check)",
+      Bounds::at_least(0.0));
+    f("anneal_iterations", anneal_iterations,
+      "anneal the weight linearly to 0 over this many meta-iterations, so the true task loss decides in the end "
+      "(0: constant)",
+      Bounds::at_least(0));
+    f("demo_rows", demo_rows, "demonstrated (state, action) rows per task and meta-iteration");
+  }
+};
+
 // meta_test.*: comparing a learned loss with the baselines.
 struct MetaTestSection {
   int updates = 200;

@@ -9,6 +9,7 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "envs/demos.h"
 #include "src/algorithm.h"
 #include "src/meta_test.h"
 #include "src/ml3_core.h"
@@ -302,6 +303,52 @@ TEST(LearnedLossTrain, OrdinaryRunWithResumeAndClearErrors) {
   EXPECT_NE(with("policy.obs_norm=true").find("raw observations"), std::string::npos);
   EXPECT_NE(with("learned_loss.file=").find("learned_loss.file' is required"), std::string::npos);
   EXPECT_NE(with("env.name=reacher").find("meta-trained for"), std::string::npos);
+}
+
+// Shaping with demonstrations: the imitation term enters the meta-train task
+// loss (annealed), the loss file says it was shaped, and neither meta-test nor
+// training with the loss file reads the demonstrations.
+TEST(MetaTrain, DemonstrationShapingEntersOnlyMetaTraining) {
+  const auto root = test::temp_dir("shaping");
+  Config env_opts(find_env("pointmass").schema);
+  save_demos((root / "pm.demos").string(), record_demos("pointmass", env_opts, Split::Train, 6, 0, 1));
+  save_demos((root / "reacher.demos").string(),
+             record_demos("reacher", Config(find_env("reacher").schema), Split::Train, 2, 0, 1));
+  RunArgs a;
+  a.config_path = write_cfg(root).string();
+  a.overrides = tiny_meta({"shaping.demos=" + (root / "pm.demos").string(), "shaping.anneal_iterations=4",
+                           "shaping.imitation_weight=2", "meta.inner_optimizer=adam", "meta.steps_per_batch=2",
+                           "meta.inner_lr=1e-3"});
+  a.quiet = true;
+  a.out_dir = (root / "mt").string();
+  meta_train(a);
+  std::ifstream in(root / "mt" / "metrics.jsonl");
+  std::vector<double> weights;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    ASSERT_TRUE(j["imitation_error"].is_number());
+    weights.push_back(j["shaping_weight"].get<double>());
+  }
+  EXPECT_EQ(weights, (std::vector<double>{2.0, 1.5, 1.0, 0.5, 0.0, 0.0}));
+  nlohmann::json meta;
+  Params phi;
+  LearnedLoss::load((root / "mt" / "loss.ml3").string(), &phi, &meta);
+  EXPECT_EQ(meta["shaped"], true);
+  EXPECT_EQ(meta["inner_optimizer"], "adam");
+  // Meta-test with the demonstrations gone: it never reads them.
+  fs::remove(root / "pm.demos");
+  MetaTestArgs t;
+  t.loss_file = (root / "mt" / "loss.ml3").string();
+  t.config_path = a.config_path;
+  t.overrides = tiny_meta({"meta.inner_optimizer=adam", "meta.steps_per_batch=2", "meta.inner_lr=1e-3",
+                           "meta_test.methods=learned_loss"});
+  t.out_dir = (root / "test").string();
+  t.quiet = true;
+  EXPECT_EQ(nlohmann::json::parse(run_meta_test(t))["methods"].size(), 1u);
+  // Demonstrations of another environment are refused by name.
+  a.overrides.push_back("shaping.demos=" + (root / "reacher.demos").string());
+  a.force = true;
+  EXPECT_NE(error_of([&] { meta_train(a); }).find("reacher.demos"), std::string::npos);
 }
 
 TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
