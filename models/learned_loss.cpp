@@ -57,11 +57,34 @@ LearnedLoss::LearnedLoss(const LearnedLossSpec& spec) : spec_(spec) {
   sizes.insert(sizes.end(), spec_.hidden.begin(), spec_.hidden.end());
   sizes.push_back(1);
   mlp_ = FunctionalMlp(sizes, spec_.activation);
+  if (!spec_.target_hidden.empty()) {
+    std::vector<int> t{spec_.obs_dim};
+    t.insert(t.end(), spec_.target_hidden.begin(), spec_.target_hidden.end());
+    t.push_back(spec_.act_dim);
+    target_ = FunctionalMlp(t, spec_.activation);
+  }
   moments_ = RunningMoments(input_dim_);
   refresh_norm();
 }
 
-Params LearnedLoss::init(uint64_t seed, bool float64) const { return mlp_.init(seed, spec_.init_scale, float64); }
+Params LearnedLoss::init(uint64_t seed, bool float64) const {
+  Params p = mlp_.init(seed, spec_.init_scale, float64);
+  if (has_target()) {
+    // The target network starts at zero output: the term then pulls the mean
+    // gently toward 0, never off in a random direction.
+    const Params t = target_.init(seed ^ 0x7A76u, 0.0, float64);
+    p.insert(p.end(), t.begin(), t.end());
+  }
+  return p;
+}
+
+Tensor LearnedLoss::target(const Tensor& obs, const Params& phi) const {
+  return target_.forward(obs, phi, mlp_.num_tensors());
+}
+
+Params LearnedLoss::target_params(const Params& phi) const {
+  return Params(phi.begin() + static_cast<std::ptrdiff_t>(mlp_.num_tensors()), phi.end());
+}
 
 Tensor LearnedLoss::features(const LossFeatureInputs& in) const {
   std::vector<Tensor> parts;
@@ -84,6 +107,16 @@ Tensor LearnedLoss::features(const LossFeatureInputs& in) const {
 Tensor LearnedLoss::loss(const Tensor& features, const Params& phi) const {
   const Tensor z = (features - norm_mean_.to(features.scalar_type())) * norm_inv_std_.to(features.scalar_type());
   return at::softplus(mlp_.forward(z, phi)).mean();
+}
+
+Tensor LearnedLoss::loss(const LossFeatureInputs& in, const Params& phi) const {
+  Tensor l = loss(features(in), phi);
+  if (has_target()) {
+    const Tensor mean = in.mean;
+    const Tensor t = target(in.obs.to(mean.scalar_type()), phi);
+    l = l + spec_.target_weight * (mean - t).pow(2).sum(-1).mean();
+  }
+  return l;
 }
 
 void LearnedLoss::update_stats(const LossFeatureInputs& in) {
@@ -111,7 +144,9 @@ void LearnedLoss::put(Archive& a, const std::string& prefix, const Params& phi) 
                          {"activation", activation_name(spec_.activation)},
                          {"obs_dim", spec_.obs_dim},
                          {"act_dim", spec_.act_dim},
-                         {"goal_dim", spec_.goal_dim}};
+                         {"goal_dim", spec_.goal_dim},
+                         {"target_hidden", spec_.target_hidden},
+                         {"target_weight", spec_.target_weight}};
   a.meta()[prefix + "spec"] = spec;
   a.put_f64(prefix + "norm/mean", moments_.mean);
   a.put_f64(prefix + "norm/m2", moments_.m2);
@@ -130,6 +165,8 @@ LearnedLoss LearnedLoss::get(const Archive& a, const std::string& prefix, Params
     spec.obs_dim = j.at("obs_dim").get<int>();
     spec.act_dim = j.at("act_dim").get<int>();
     spec.goal_dim = j.at("goal_dim").get<int>();
+    spec.target_hidden = j.value("target_hidden", std::vector<int>{});
+    spec.target_weight = j.value("target_weight", 1.0);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": learned-loss description is incomplete (" + e.what() + ")");
   }

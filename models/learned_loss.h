@@ -31,6 +31,11 @@ struct LearnedLossSpec {
   // then pushes policies only gently, instead of driving a pool of policies
   // off in an arbitrary direction before meta-training has shaped it.
   double init_scale = 0.01;
+  // Optional structured term: target_weight * |mean - T(obs)|^2 with T an MLP
+  // over the raw observation (obs -> action), its parameters appended to phi.
+  // Empty target_hidden: no such term. T starts at zero output (or pre-fitted).
+  std::vector<int> target_hidden;
+  double target_weight = 1.0;
 };
 
 // Parses "obs,goal,policy_mean" (or "all"); unknown names raise ml3::Error.
@@ -44,12 +49,18 @@ class LearnedLoss {
   int input_dim() const { return input_dim_; }
   const LearnedLossSpec& spec() const { return spec_; }
   Params init(uint64_t seed, bool float64 = false) const;  // output layer scaled by spec.init_scale
+  bool has_target() const { return !spec_.target_hidden.empty(); }
+  // T(obs) of the target term (requires has_target()).
+  Tensor target(const Tensor& obs, const Params& phi) const;
+  // The target network's slice of phi (shares the tensors: training them trains phi).
+  Params target_params(const Params& phi) const;
 
   // [B, input_dim] in the spec's feature order (not normalised).
   Tensor features(const LossFeatureInputs& in) const;
   // mean_b softplus(MLP(normalise(features)))
   Tensor loss(const Tensor& features, const Params& phi) const;
-  Tensor loss(const LossFeatureInputs& in, const Params& phi) const { return loss(features(in), phi); }
+  // With the target term when the spec has one.
+  Tensor loss(const LossFeatureInputs& in, const Params& phi) const;
 
   // Running normalisation statistics (detached). The policy_mean block is
   // normalised in action units: its statistics come from the sampled actions
@@ -72,7 +83,7 @@ class LearnedLoss {
  private:
   void refresh_norm();
   LearnedLossSpec spec_;
-  FunctionalMlp mlp_;
+  FunctionalMlp mlp_, target_;
   int input_dim_ = 0;
   RunningMoments moments_;
   Tensor norm_mean_, norm_inv_std_;  // float64 copies of the statistics

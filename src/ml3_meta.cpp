@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fmt/format.h>
 
@@ -35,6 +36,7 @@ LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
   s.hidden = l.hidden;
   s.activation = parse_activation(l.activation);
   s.init_scale = l.init_scale;
+  if (l.target) s.target_hidden = l.target_hidden, s.target_weight = l.target_weight;
   s.obs_dim = env.obs_dim, s.act_dim = env.act_dim, s.goal_dim = env.goal_dim;
   return s;
 }
@@ -64,6 +66,7 @@ class Ml3MetaTrainer : public Algorithm {
     adam_ = Adam(phi_, 1e-8);
     fresh_ = meta_.schedule == "fresh";
     if (!shaping_.demos.empty()) load_demonstrations();
+    if (lsec_.target_prefit_steps > 0) prefit_target();
     inner_.adam = meta_.inner_optimizer == "adam";
     inner_.lr = meta_.inner_lr;
     inner_.steps = meta_.steps_per_batch;
@@ -270,6 +273,29 @@ class Ml3MetaTrainer : public Algorithm {
     const Tensor mu = models_.policy.mean(demo_obs_.index_select(0, rows), theta);
     return (mu - demo_act_.index_select(0, rows)).pow(2).sum(-1).mean();
   }
+  // Behaviour cloning of the target network on the demonstrations (Adam, lr
+  // 1e-3, minibatches of shaping.demo_rows): the loss then starts out as
+  // "imitate what the demonstrations did", and meta-training refines it.
+  void prefit_target() {
+    if (!loss_.has_target()) throw Error("config: key 'loss.target_prefit_steps' needs loss.target: true");
+    if (!demo_obs_.defined()) throw Error("config: key 'loss.target_prefit_steps' needs shaping.demos");
+    Params tp = loss_.target_params(phi_);
+    Adam adam(tp, 1e-8);
+    for (int step = 1; step <= lsec_.target_prefit_steps; ++step) {
+      Rng rng(mix_seed(seed_, 900000 + step));
+      std::vector<int64_t> idx(static_cast<size_t>(shaping_.demo_rows));
+      for (auto& i : idx) i = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(demo_obs_.size(0)));
+      const Tensor rows = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).clone();
+      const Tensor err = (loss_.target(demo_obs_.index_select(0, rows), phi_) - demo_act_.index_select(0, rows))
+                             .pow(2).sum(-1).mean();
+      auto g = torch::autograd::grad({err}, tp);
+      adam.step(tp, g, 1e-3);
+      if (step == lsec_.target_prefit_steps)
+        std::fprintf(stderr, "target network pre-fitted to the demonstrations: %d steps, squared action error %.4f\n",
+                     step, err.item<double>());
+    }
+  }
+
   double shaping_weight(int it) const {
     if (shaping_.anneal_iterations <= 0) return shaping_.imitation_weight;
     return shaping_.imitation_weight * std::max(0.0, 1.0 - static_cast<double>(it - 1) / shaping_.anneal_iterations);

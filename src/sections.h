@@ -124,6 +124,10 @@ struct LossSection {
   std::string activation = "tanh";
   double init_scale = 0.01;
   int norm_iterations = 50;
+  bool target = false;
+  std::vector<int> target_hidden{64, 64};
+  double target_weight = 1.0;
+  int target_prefit_steps = 0;
   template <class F>
   void fields(F& f) {
     f("features", features,
@@ -134,6 +138,15 @@ struct LossSection {
     f("init_scale", init_scale, "scale of the learned loss's output layer at initialisation",
       Bounds::in(0.0, 10.0, true));
     f("norm_iterations", norm_iterations, "meta-iterations whose features set the input normalisation (then frozen)");
+    f("target", target,
+      "add a structured term target_weight * |policy_mean - T(obs)|^2 with a learned target network T (part of the "
+      "loss, meta-trained with it; starts at zero output)");
+    f("target_hidden", target_hidden, "hidden sizes of the target network T");
+    f("target_weight", target_weight, "weight of the target term", Bounds::at_least(0.0));
+    f("target_prefit_steps", target_prefit_steps,
+      "before meta-training, fit T to the shaping demonstrations by this many Adam steps of behaviour cloning "
+      "(0: no pre-fit; needs shaping.demos)",
+      Bounds::at_least(0));
   }
 };
 

@@ -165,6 +165,35 @@ TEST(Ml3Gradient, FeaturesWithoutLogProbLeaveTheLogStdAlone) {
   EXPECT_GT(g[0].abs().sum().item<double>(), 0.0);
 }
 
+// The structured target term: starts at zero output, round-trips through the
+// loss file, and its parameters get an outer gradient through the inner step.
+TEST(LearnedLossFile, TargetTermRoundTripsAndIsMetaTrainable) {
+  GradFixture f;
+  LearnedLossSpec ls = f.loss.spec();
+  ls.target_hidden = {7};
+  ls.target_weight = 2.0;
+  const LearnedLoss loss(ls);
+  const Params phi = loss.init(5, true);
+  ASSERT_EQ(phi.size(), f.loss.init(5, true).size() + 4);
+  const Minibatch mb = flatten_batch(f.b1);
+  EXPECT_EQ(loss.target(mb.raw_obs.to(torch::kFloat64), phi).abs().sum().item<double>(), 0.0);
+  const auto dir = test::temp_dir("targetloss");
+  loss.save((dir / "t.ml3").string(), phi, {});
+  Params back;
+  const LearnedLoss l2 = LearnedLoss::load((dir / "t.ml3").string(), &back);
+  EXPECT_TRUE(l2.has_target());
+  EXPECT_EQ(l2.spec().target_weight, 2.0);
+  const auto in = loss_inputs(mb, policy_eval(f.policy, f.theta, mb));
+  EXPECT_EQ(loss.loss(in, phi).item<double>(), l2.loss(in, back).item<double>());
+  Params p = clone_params(phi, true);
+  const Params th1 = inner_step(loss, p, f.policy, clone_params(f.theta, true), mb, f.alpha, true);
+  const auto g = torch::autograd::grad({task_loss(f.policy, th1, f.b2)}, loss.target_params(p));
+  double total = 0;
+  for (const auto& t : g) total += t.abs().sum().item<double>();
+  EXPECT_GT(total, 0.0);
+  fs::remove_all(dir);
+}
+
 TEST(LearnedLossFile, RoundTripIsBitExactAndCorruptionIsRejected) {
   GradFixture f;
   const auto dir = test::temp_dir("lossfile");
