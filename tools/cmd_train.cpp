@@ -26,7 +26,8 @@ void add_run_command(CLI::App& app, Command command, const std::string& help, Ru
   static std::string loss_file;
   if (command == Command::Train)
     cmd->add_option("--loss", loss_file,
-                    "Train with this learned loss (loss.ml3 of ml3 meta-train): algorithm=learned_loss")
+                    "Train with this learned loss (loss.ml3 of ml3 meta-train): sets algorithm=learned_loss and "
+                    "learned_loss.file (use a learned_loss config, e.g. configs/pointmass_learned_loss.yaml)")
         ->check(CLI::ExistingFile);
   auto* print_schema = cmd->add_flag("--print-schema", "Print every config key (Markdown table) and exit");
   auto* print_config = cmd->add_flag("--print-config", "Print the resolved config (file + overrides) and exit");
