@@ -59,6 +59,28 @@ std::vector<Tensor> loss_grad(const LearnedLoss& loss, const Params& phi, const 
 }
 }  // namespace
 
+InnerOptimizer InnerOptimizer::named(const std::string& name, double lr, int steps) {
+  InnerOptimizer o;
+  o.adam = name == "adam";
+  o.lr = lr;
+  o.steps = steps;
+  return o;
+}
+
+void InnerState::save(Archive& a, const std::string& prefix) const {
+  a.put_f64(prefix + "adam_t", {static_cast<double>(t)});
+  if (t > 0) put_params(a, prefix + "adam_m/", m), put_params(a, prefix + "adam_v/", v);
+}
+
+void InnerState::load(const Archive& a, const std::string& prefix, size_t count) {
+  *this = InnerState();
+  t = static_cast<int64_t>(a.get_f64(prefix + "adam_t").at(0));
+  if (t > 0) {
+    m = clone_params(get_params(a, prefix + "adam_m/", count), false);
+    v = clone_params(get_params(a, prefix + "adam_v/", count), false);
+  }
+}
+
 void InnerState::reset(const Params& theta) {
   m.clear(), v.clear();
   for (const auto& p : theta) {

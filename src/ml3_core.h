@@ -25,6 +25,8 @@ struct InnerOptimizer {
   double lr = 0.5;
   int steps = 1;
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  // From the config's choice: "sgd" or "adam".
+  static InnerOptimizer named(const std::string& name, double lr, int steps);
 };
 // Adam's moments and step count for one policy (kept across batches, like an
 // optimiser's state; empty for SGD).
@@ -33,6 +35,9 @@ struct InnerState {
   int64_t t = 0;
   void reset(const Params& theta);
   InnerState detached() const;
+  // Into/out of a checkpoint under `prefix` (`count`: the policy's tensors).
+  void save(Archive& a, const std::string& prefix) const;
+  void load(const Archive& a, const std::string& prefix, size_t count);
 };
 // theta after opt.steps steps on M_phi over `mb`; `state` is updated. With
 // create_graph, theta' and the state are differentiable functions of phi.

@@ -19,6 +19,7 @@
 #include "src/meta_test.h"
 #include "src/ml3_core.h"
 #include "src/policy_trainer.h"
+#include "src/run.h"
 
 namespace fs = std::filesystem;
 
@@ -67,9 +68,7 @@ class Ml3MetaTrainer : public Algorithm {
     fresh_ = meta_.schedule == "fresh";
     if (!shaping_.demos.empty()) load_demonstrations();
     if (lsec_.target_prefit_steps > 0) prefit_target();
-    inner_.adam = meta_.inner_optimizer == "adam";
-    inner_.lr = meta_.inner_lr;
-    inner_.steps = meta_.steps_per_batch;
+    inner_ = InnerOptimizer::named(meta_.inner_optimizer, meta_.inner_lr, meta_.steps_per_batch);
     pool_.resize(meta_.pool_size);
     for (int j = 0; j < meta_.pool_size; ++j) {
       reset_slot(pool_[j]);
@@ -193,15 +192,11 @@ class Ml3MetaTrainer : public Algorithm {
     a.meta()["skipped"] = total_skipped_;
     loss_.put(a, "loss/", phi_);
     adam_.save(a, "adam/");
-    std::vector<int64_t> steps;
     for (size_t j = 0; j < pool_.size(); ++j) {
       const std::string p = "pool/" + std::to_string(j) + "/";
       put_params(a, p, pool_[j].theta);
-      put_params(a, p + "adam_m/", pool_[j].opt_state.m);
-      put_params(a, p + "adam_v/", pool_[j].opt_state.v);
-      steps.push_back(pool_[j].opt_state.t);
+      pool_[j].opt_state.save(a, p);
     }
-    a.meta()["pool_adam_steps"] = steps;
   }
 
   void load(const Archive& a) override {
@@ -212,11 +207,7 @@ class Ml3MetaTrainer : public Algorithm {
       const std::string p = "pool/" + std::to_string(j) + "/";
       pool_[j].theta = get_params(a, p, pool_[j].theta.size());
       pool_[j].age = a.meta().at("ages").at(j).get<int>();
-      pool_[j].opt_state.t = a.meta().at("pool_adam_steps").at(j).get<int64_t>();
-      if (pool_[j].opt_state.t > 0) {
-        pool_[j].opt_state.m = clone_params(get_params(a, p + "adam_m/", pool_[j].theta.size()), false);
-        pool_[j].opt_state.v = clone_params(get_params(a, p + "adam_v/", pool_[j].theta.size()), false);
-      }
+      pool_[j].opt_state.load(a, p, pool_[j].theta.size());
     }
     resets_ = a.meta().at("resets").get<uint64_t>();
     total_skipped_ = a.meta().at("skipped").get<int>();
@@ -234,15 +225,13 @@ class Ml3MetaTrainer : public Algorithm {
   }
 
   nlohmann::json summary(double) override {
-    std::vector<double> sorted = step_seconds_;
-    std::sort(sorted.begin(), sorted.end());
     return {{"env", env_name_},
             {"algorithm", "ml3"},
             {"seed", seed_},
             {"schedule", meta_.schedule},
             {"tasks_per_iteration", meta_.tasks_per_iteration},
             {"episodes_per_task", meta_.episodes_per_task},
-            {"meta_iteration_seconds_median", sorted.empty() ? NAN : sorted[sorted.size() / 2]},
+            {"meta_iteration_seconds_median", median(step_seconds_)},
             {"skipped_non_finite", total_skipped_},
             {"loss_file", (fs::path(run_dir_) / "loss.ml3").string()}};
   }
@@ -264,12 +253,16 @@ class Ml3MetaTrainer : public Algorithm {
     demo_obs_ = torch::from_blob(obs.data(), {rows, d.obs_dim}, torch::kFloat32).clone();
     demo_act_ = torch::from_blob(act.data(), {rows, d.act_dim}, torch::kFloat32).clone();
   }
-  // mean over shaping.demo_rows random demonstrated rows of |mean_theta(s) - a|^2.
-  Tensor imitation_error(const Params& theta, uint64_t seed) const {
+  // shaping.demo_rows random demonstrated rows (with replacement), from Rng(seed).
+  Tensor demo_rows(uint64_t seed) const {
     Rng rng(seed);
     std::vector<int64_t> idx(static_cast<size_t>(shaping_.demo_rows));
     for (auto& i : idx) i = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(demo_obs_.size(0)));
-    const Tensor rows = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).clone();
+    return torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).clone();
+  }
+  // mean over shaping.demo_rows random demonstrated rows of |mean_theta(s) - a|^2.
+  Tensor imitation_error(const Params& theta, uint64_t seed) const {
+    const Tensor rows = demo_rows(seed);
     const Tensor mu = models_.policy.mean(demo_obs_.index_select(0, rows), theta);
     return (mu - demo_act_.index_select(0, rows)).pow(2).sum(-1).mean();
   }
@@ -282,10 +275,7 @@ class Ml3MetaTrainer : public Algorithm {
     Params tp = loss_.target_params(phi_);
     Adam adam(tp, 1e-8);
     for (int step = 1; step <= lsec_.target_prefit_steps; ++step) {
-      Rng rng(mix_seed(seed_, 900000 + step));
-      std::vector<int64_t> idx(static_cast<size_t>(shaping_.demo_rows));
-      for (auto& i : idx) i = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(demo_obs_.size(0)));
-      const Tensor rows = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).clone();
+      const Tensor rows = demo_rows(mix_seed(seed_, 900000 + step));
       const Tensor err = (loss_.target(demo_obs_.index_select(0, rows), phi_) - demo_act_.index_select(0, rows))
                              .pow(2).sum(-1).mean();
       auto g = torch::autograd::grad({err}, tp);

@@ -136,6 +136,7 @@ nlohmann::json PolicyTrainer::iterate(int it) {
   const UpdateStats us = update_->update(batch, pp, vp, lr_scale, mix_seed(plan_.seed, plan_.shuffle_offset + it));
   if (!all_finite(pp) || !all_finite(vp)) throw NonFiniteError("non-finite parameters after the update");
   pp_ = std::move(pp), vp_ = std::move(vp);
+  eval_current_ = false;
   const double update_seconds = since(update_start);
   env_steps_ += batch.steps();
   const double it_seconds = since(it_start);
@@ -163,7 +164,8 @@ EvalResult PolicyTrainer::evaluate_policy() {
 
 nlohmann::json PolicyTrainer::evaluate() {
   const EvalResult ev = evaluate_policy();
-  last_eval_success_ = ev.success_rate;
+  last_eval_ = ev;
+  eval_current_ = true;
   return {{"eval_success_rate", ev.success_rate},
           {"eval_final_distance_mean", ev.final_distance_mean},
           {"eval_return_mean", ev.return_mean}};
@@ -173,7 +175,7 @@ std::string PolicyTrainer::progress_text(const nlohmann::json& row) const {
   return fmt::format("{} steps | {} steps/s | return {:.2f} | success {:.0f}% | eval {}",
                      fmt_count(row["env_steps"].get<double>()), fmt_count(row["steps_per_s"].get<double>()),
                      row["return_mean"].get<double>(), 100 * row["success_rate"].get<double>(),
-                     last_eval_success_ >= 0 ? fmt::format("{:.0f}%", 100 * last_eval_success_) : "-");
+                     last_eval_ ? fmt::format("{:.0f}%", 100 * last_eval_->success_rate) : "-");
 }
 
 void PolicyTrainer::save(Archive& a) const {
@@ -193,7 +195,8 @@ void PolicyTrainer::load(const Archive& a) {
 }
 
 nlohmann::json PolicyTrainer::summary(double wall_seconds) {
-  const EvalResult ev = evaluate_policy();
+  // The runner evaluates after the last iteration; a run resumed at its end has not.
+  const EvalResult ev = eval_current_ ? *last_eval_ : evaluate_policy();
   return {{"env", env_name_},
           {"algorithm", name_},
           {"seed", plan_.seed},

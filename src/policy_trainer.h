@@ -6,6 +6,7 @@
 // same class for every method and seed it compares.
 #include <functional>
 #include <memory>
+#include <optional>
 
 #include "envs/vec_env.h"
 #include "src/algorithm.h"
@@ -99,7 +100,8 @@ class PolicyTrainer : public Algorithm {
   Params pp_, vp_;
   int threads_ = 1;
   int64_t env_steps_ = 0;
-  double last_eval_success_ = -1;
+  std::optional<EvalResult> last_eval_;
+  bool eval_current_ = false;  // last_eval_ is of the current parameters
 };
 
 // The shared machinery of the policy-gradient rules (REINFORCE, PPO): a policy

@@ -1,5 +1,7 @@
 #include "src/run.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdio>
 #include <fmt/format.h>
@@ -151,6 +153,13 @@ void truncate_file(const fs::path& path, int iteration, bool csv) {
 void truncate_metrics(const fs::path& dir, int iteration) {
   truncate_file(dir / "metrics.csv", iteration, true);
   truncate_file(dir / "metrics.jsonl", iteration, false);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
 }
 
 }  // namespace ml3

@@ -27,6 +27,10 @@ class MetricsWriter {
   std::ofstream csv_, jsonl_;
 };
 
+// Median of a summary statistic (mean of the two middle values for an even
+// count; NaN when empty).
+double median(std::vector<double> values);
+
 // "label 12/300 4% | <text> | 1.2 it/s | ETA 4m01s" on stderr: rewritten in
 // place on a terminal, else printed as a line every ~5% (or 15 s).
 class Progress {

@@ -34,7 +34,9 @@ struct LearnedLossSection {
 class LearnedLossUpdate : public PolicyUpdate {
  public:
   LearnedLossUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
-      : cfg_(read<LearnedLossSection>(c, prefix + "learned_loss.")), models_(m) {
+      : cfg_(read<LearnedLossSection>(c, prefix + "learned_loss.")),
+        opt_(InnerOptimizer::named(cfg_.optimizer, cfg_.lr, cfg_.steps)),
+        models_(m) {
     if (cfg_.file.empty())
       throw Error("config: key '" + prefix + "learned_loss.file' is required (the loss.ml3 of ml3 meta-train)");
     if (m.norm.enabled())
@@ -49,23 +51,16 @@ class LearnedLossUpdate : public PolicyUpdate {
   int64_t policy_steps() const override { return steps_; }
   void save(Archive& a, const std::string& prefix) const override {
     a.put_f64(prefix + "steps", {double(steps_)});
-    a.put_f64(prefix + "adam_t", {double(state_.t)});
-    if (state_.t > 0) put_params(a, prefix + "adam_m/", state_.m), put_params(a, prefix + "adam_v/", state_.v);
+    state_.save(a, prefix);
   }
   void load(const Archive& a, const std::string& prefix) override {
     steps_ = static_cast<int64_t>(a.get_f64(prefix + "steps").at(0));
-    state_ = InnerState();
-    state_.t = static_cast<int64_t>(a.get_f64(prefix + "adam_t").at(0));
-    if (state_.t > 0) {
-      const size_t n = models_.policy.mlp().num_tensors() + 1;
-      state_.m = clone_params(get_params(a, prefix + "adam_m/", n), false);
-      state_.v = clone_params(get_params(a, prefix + "adam_v/", n), false);
-    }
+    state_.load(a, prefix, models_.policy.mlp().num_tensors() + 1);  // + the log-std
   }
 
   UpdateStats update(Batch& batch, Params& pp, Params&, double lr_scale, uint64_t) override {
     const Minibatch all = flatten_batch(batch);
-    if (cfg_.optimizer == "adam" || cfg_.steps > 1) return update_with(all, pp, lr_scale);
+    if (opt_.adam || opt_.steps > 1) return update_with(all, pp, lr_scale);
     const PolicyEval ev = policy_eval(models_.policy, pp, all);
     const Tensor loss = loss_.loss(loss_inputs(all, ev), phi_);
     if (!std::isfinite(loss.item<double>())) throw NonFiniteError("non-finite learned loss");
@@ -88,10 +83,8 @@ class LearnedLossUpdate : public PolicyUpdate {
  private:
   // Several steps, or Adam: the inner optimiser of meta-training, without the graph.
   UpdateStats update_with(const Minibatch& all, Params& pp, double lr_scale) {
-    InnerOptimizer opt;
-    opt.adam = cfg_.optimizer == "adam";
-    opt.lr = cfg_.lr * lr_scale;
-    opt.steps = cfg_.steps;
+    InnerOptimizer opt = opt_;
+    opt.lr *= lr_scale;
     UpdateStats st;
     double first = 0;
     Params next = inner_update(loss_, phi_, models_.policy, pp, all, opt, &state_, false, &first);
@@ -107,6 +100,7 @@ class LearnedLossUpdate : public PolicyUpdate {
   }
 
   LearnedLossSection cfg_;
+  InnerOptimizer opt_;
   InnerState state_;
   const PolicyModels& models_;
   LearnedLoss loss_;
@@ -120,7 +114,7 @@ AlgorithmEntry learned_loss_algorithm() {
   AlgorithmEntry e;
   e.name = "learned_loss";
   e.command = Command::Train;
-  e.description = "a learned loss from ml3 meta-train (learned_loss.file): one SGD step on it per batch";
+  e.description = "a learned loss from ml3 meta-train (learned_loss.file), applied as it was meta-trained";
   e.declare = [](Schema& s, const std::string& prefix) { declare<LearnedLossSection>(s, prefix + "learned_loss."); };
   e.make_update = [](const Config& c, const std::string& prefix, const PolicyModels& m) -> std::unique_ptr<PolicyUpdate> {
     return std::make_unique<LearnedLossUpdate>(c, prefix, m);

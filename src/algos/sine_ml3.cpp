@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "src/algorithm.h"
+#include "src/run.h"
 #include "models/nets.h"
 #include "src/sine/sine.h"
 
@@ -14,12 +15,6 @@ namespace fs = std::filesystem;
 
 namespace ml3 {
 namespace {
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 class SineMetaTrainer : public Algorithm {
  public:
@@ -37,7 +32,6 @@ class SineMetaTrainer : public Algorithm {
     const SineMetaLearner::Step st = learner_.step(it);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     step_ms_.push_back(ms);
-    if (task_losses_.empty()) first_loss_ = st.task_loss;
     task_losses_.push_back(st.task_loss);
     return {{"iteration", it}, {"task_loss", st.task_loss}, {"inner_loss", st.inner_loss},
             {"grad_norm", st.grad_norm}, {"step_ms", ms}};
@@ -71,7 +65,7 @@ class SineMetaTrainer : public Algorithm {
             {"float64", pb.float64},
             {"inner_steps", pb.inner_steps},
             {"meta_step_ms_median", median(step_ms_)},
-            {"initial_task_loss", task_losses_.empty() ? nlohmann::json() : nlohmann::json(first_loss_)},
+            {"initial_task_loss", task_losses_.empty() ? nlohmann::json() : nlohmann::json(task_losses_.front())},
             {"final_task_loss", task_losses_.empty() ? nlohmann::json() : nlohmann::json(task_losses_.back())},
             {"final_task_loss_mean10", tail ? nlohmann::json(last10) : nlohmann::json()},
             {"loss_file", (fs::path(run_dir_) / "loss.ml3").string()}};
@@ -83,7 +77,6 @@ class SineMetaTrainer : public Algorithm {
   std::string run_dir_;
   SineMetaLearner learner_;
   std::vector<double> step_ms_, task_losses_;
-  double first_loss_ = 0;
 };
 
 std::string sine_meta_test(const std::string& artifact, const Config& c, const std::string&, const std::string&, bool,
