@@ -257,6 +257,11 @@ TEST(MetaTrain, RunFolderResumeAndDeterminism) {
   LearnedLoss::load((root / "full" / "loss.ml3").string(), &p1);
   LearnedLoss::load((root / "split" / "loss.ml3").string(), &p2);
   for (size_t i = 0; i < p1.size(); ++i) EXPECT_TRUE(torch::equal(p1[i], p2[i]));
+  // ml3 eval is for policy checkpoints: a meta-training checkpoint gets a clear error.
+  EvalArgs e;
+  e.checkpoint = (root / "full" / "checkpoints" / "last.ckpt").string();
+  EXPECT_NE(error_of([&] { run_eval(e); }).find("a checkpoint of ml3 meta-train (ml3), not of a policy"),
+            std::string::npos);
 }
 
 // A loss meta-trained for 2 iterations (root/mt/loss.ml3); returns its config file.
