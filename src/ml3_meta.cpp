@@ -67,6 +67,12 @@ class Ml3MetaTrainer : public Algorithm {
     adam_ = Adam(phi_, 1e-8);
     fresh_ = meta_.schedule == "fresh";
     if (!shaping_.demos.empty()) load_demonstrations();
+    labels_ = shaping_.expert_labels;
+    if (shaping_.target_fit_steps > 0 && !loss_.has_target())
+      throw Error("config: key 'shaping.target_fit_steps' needs loss.target: true");
+    if (shaping_.target_fit_steps > 0 && !labels_ && !demo_obs_.defined())
+      throw Error("config: key 'shaping.target_fit_steps' needs shaping.demos or shaping.expert_labels");
+    if (loss_.has_target()) target_adam_ = Adam(loss_.target_params(phi_), 1e-8);
     if (lsec_.target_prefit_steps > 0) prefit_target();
     inner_ = InnerOptimizer::named(meta_.inner_optimizer, meta_.inner_lr, meta_.steps_per_batch);
     pool_.resize(meta_.pool_size);
@@ -83,7 +89,7 @@ class Ml3MetaTrainer : public Algorithm {
   std::vector<std::string> columns() const override {
     return {"iteration",   "wall_seconds", "seconds",   "task_loss", "inner_loss",      "pool_success_rate",
             "post_success_rate", "pool_return", "post_return", "grad_norm", "skipped", "resets",
-            "collect_seconds", "pool_log_std", "imitation_error", "shaping_weight"};
+            "collect_seconds", "pool_log_std", "imitation_error", "shaping_weight", "target_fit_error"};
   }
 
   nlohmann::json iterate(int it) override {
@@ -101,10 +107,11 @@ class Ml3MetaTrainer : public Algorithm {
       const auto tasks = sample_tasks(venv_.env(0), Split::Train, tseed, episodes);
       Params theta = clone_params(slot.theta, true);
       auto tc = Clock::now();
-      Batch b1 = collect(venv_, policy, theta, raw_, tasks, mix_seed(tseed, 1), false);
+      Batch b1 = collect(venv_, policy, theta, raw_, tasks, mix_seed(tseed, 1), false, labels_);
       collect_s += since(tc);
       compute_rtg(b1, meta_.gamma);
       const Minibatch mb1 = flatten_batch(b1);
+      if (labels_) remember(mb1);
       if (it <= lsec_.norm_iterations) {
         torch::NoGradGuard ng;
         loss_.update_stats(loss_inputs(mb1, policy_eval(policy, theta, mb1)));
@@ -118,16 +125,18 @@ class Ml3MetaTrainer : public Algorithm {
         theta_k = inner_update(loss_, phi_, policy, theta_k, flatten_batch(bk), inner_, &state, true);
       }
       tc = Clock::now();
-      Batch b2 = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, 2), false);
+      Batch b2 = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, 2), false, labels_);
       collect_s += since(tc);
       compute_rtg(b2, meta_.gamma);
       Tensor lt = task_loss(policy, theta_k, b2);
-      if (demo_obs_.defined()) {
+      if (shaped()) {
         lt = shaping_.rl_weight * lt;
         // Shaping: the updated policy's squared action error on demonstrated
-        // states. It depends on phi through theta_k (the inner steps), so its
-        // gradient reaches the loss exactly as the task loss's does.
-        const Tensor err = imitation_error(theta_k, mix_seed(tseed, 3));
+        // states, or with expert labels on the states it visits itself. It
+        // depends on phi through theta_k (the inner steps), so its gradient
+        // reaches the loss exactly as the task loss's does.
+        const Tensor err = labels_ ? visited_imitation_error(theta_k, flatten_batch(b2))
+                                   : imitation_error(theta_k, mix_seed(tseed, 3));
         imit += err.item<double>();
         if (weight > 0) lt = lt + weight * err;
       }
@@ -161,6 +170,7 @@ class Ml3MetaTrainer : public Algorithm {
       else ++skipped;
     }
     total_skipped_ += skipped;
+    const double fit_err = fit_target(it);
     const double secs = since(it_start);
     step_seconds_.push_back(secs);
     const double n = std::max(ok, 1);
@@ -171,8 +181,9 @@ class Ml3MetaTrainer : public Algorithm {
             {"grad_norm", gn},         {"skipped", skipped},
             {"resets", resets_},       {"collect_seconds", collect_s},
             {"pool_log_std", log_std_sum / n},
-            {"imitation_error", demo_obs_.defined() ? nlohmann::json(imit / n_tasks) : nlohmann::json()},
-            {"shaping_weight", demo_obs_.defined() ? nlohmann::json(weight) : nlohmann::json()}};
+            {"imitation_error", shaped() ? nlohmann::json(imit / n_tasks) : nlohmann::json()},
+            {"shaping_weight", shaped() ? nlohmann::json(weight) : nlohmann::json()},
+            {"target_fit_error", std::isfinite(fit_err) ? nlohmann::json(fit_err) : nlohmann::json()}};
   }
 
   std::string progress_text(const nlohmann::json& r) const override {
@@ -192,6 +203,12 @@ class Ml3MetaTrainer : public Algorithm {
     a.meta()["skipped"] = total_skipped_;
     loss_.put(a, "loss/", phi_);
     adam_.save(a, "adam/");
+    if (loss_.has_target()) target_adam_.save(a, "target_adam/");
+    if (labels_) {
+      a.meta()["buffer_rows"] = buf_n_;
+      a.meta()["buffer_pos"] = buf_pos_;
+      put_params(a, "buffer/", {buf_obs_, buf_act_});
+    }
     for (size_t j = 0; j < pool_.size(); ++j) {
       const std::string p = "pool/" + std::to_string(j) + "/";
       put_params(a, p, pool_[j].theta);
@@ -203,6 +220,16 @@ class Ml3MetaTrainer : public Algorithm {
     loss_ = LearnedLoss::get(a, "loss/", &phi_);
     adam_ = Adam(phi_, 1e-8);
     adam_.load(a, "adam/");
+    if (loss_.has_target()) {
+      target_adam_ = Adam(loss_.target_params(phi_), 1e-8);
+      target_adam_.load(a, "target_adam/");
+    }
+    if (labels_) {
+      const Params buf = get_params(a, "buffer/", 2);
+      buf_obs_ = buf[0], buf_act_ = buf[1];
+      buf_n_ = a.meta().at("buffer_rows").get<int64_t>();
+      buf_pos_ = a.meta().at("buffer_pos").get<int64_t>();
+    }
     for (size_t j = 0; j < pool_.size(); ++j) {
       const std::string p = "pool/" + std::to_string(j) + "/";
       pool_[j].theta = get_params(a, p, pool_[j].theta.size());
@@ -219,7 +246,8 @@ class Ml3MetaTrainer : public Algorithm {
                 {"meta_iteration", it},
                 {"seed", seed_},
                 {"run", run_dir},
-                {"shaped", demo_obs_.defined()},
+                {"shaped", shaped()},
+                {"shaping", labels_ ? "expert_labels" : demo_obs_.defined() ? "demos" : "none"},
                 {"inner_optimizer", meta_.inner_optimizer},
                 {"steps_per_batch", meta_.steps_per_batch}});
   }
@@ -266,25 +294,70 @@ class Ml3MetaTrainer : public Algorithm {
     const Tensor mu = models_.policy.mean(demo_obs_.index_select(0, rows), theta);
     return (mu - demo_act_.index_select(0, rows)).pow(2).sum(-1).mean();
   }
-  // Behaviour cloning of the target network on the demonstrations (Adam, lr
-  // 1e-3, minibatches of shaping.demo_rows): the loss then starts out as
-  // "imitate what the demonstrations did", and meta-training refines it.
+  // Behaviour cloning of the target network on the demonstrations (Adam,
+  // shaping.target_fit_lr, minibatches of shaping.demo_rows): the loss then
+  // starts out as "imitate what the demonstrations did", and meta-training
+  // refines it.
   void prefit_target() {
     if (!loss_.has_target()) throw Error("config: key 'loss.target_prefit_steps' needs loss.target: true");
     if (!demo_obs_.defined()) throw Error("config: key 'loss.target_prefit_steps' needs shaping.demos");
-    Params tp = loss_.target_params(phi_);
-    Adam adam(tp, 1e-8);
-    for (int step = 1; step <= lsec_.target_prefit_steps; ++step) {
-      const Tensor rows = demo_rows(mix_seed(seed_, 900000 + step));
-      const Tensor err = (loss_.target(demo_obs_.index_select(0, rows), phi_) - demo_act_.index_select(0, rows))
-                             .pow(2).sum(-1).mean();
-      auto g = torch::autograd::grad({err}, tp);
-      adam.step(tp, g, 1e-3);
-      if (step == lsec_.target_prefit_steps)
-        std::fprintf(stderr, "target network pre-fitted to the demonstrations: %d steps, squared action error %.4f\n",
-                     step, err.item<double>());
-    }
+    double err = 0;
+    for (int step = 1; step <= lsec_.target_prefit_steps; ++step) err = target_step(mix_seed(seed_, 900000 + step));
+    std::fprintf(stderr, "target network pre-fitted to the demonstrations: %d steps, squared action error %.4f\n",
+                 lsec_.target_prefit_steps, err);
   }
+  // One Adam step of the target network on shaping.demo_rows random labelled
+  // rows (demonstrations and expert-labelled visited states, uniformly);
+  // returns the squared action error before the step.
+  double target_step(uint64_t seed) {
+    const int64_t d = demo_obs_.defined() ? demo_obs_.size(0) : 0, total = d + buf_n_;
+    Rng rng(seed);
+    std::vector<int64_t> di, bi;
+    for (int r = 0; r < shaping_.demo_rows; ++r) {
+      const int64_t i = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(total));
+      (i < d ? di : bi).push_back(i < d ? i : i - d);
+    }
+    auto idx = [](std::vector<int64_t>& v) {
+      return torch::from_blob(v.data(), {static_cast<int64_t>(v.size())}, torch::kInt64).clone();
+    };
+    std::vector<Tensor> obs, act;
+    if (!di.empty()) obs.push_back(demo_obs_.index_select(0, idx(di))), act.push_back(demo_act_.index_select(0, idx(di)));
+    if (!bi.empty()) obs.push_back(buf_obs_.index_select(0, idx(bi))), act.push_back(buf_act_.index_select(0, idx(bi)));
+    Params tp = loss_.target_params(phi_);
+    const Tensor err = (loss_.target(torch::cat(obs), phi_) - torch::cat(act)).pow(2).sum(-1).mean();
+    auto g = torch::autograd::grad({err}, tp);
+    target_adam_.step(tp, g, shaping_.target_fit_lr);
+    return err.item<double>();
+  }
+  // shaping.target_fit_steps target steps after meta-iteration `it`; the
+  // error of the last (NaN when none).
+  double fit_target(int it) {
+    double err = NAN;
+    if (buf_n_ == 0 && !demo_obs_.defined()) return err;
+    for (int step = 1; step <= shaping_.target_fit_steps; ++step)
+      err = target_step(mix_seed(seed_, 800000000ull + static_cast<uint64_t>(it) * 1000 + step));
+    return err;
+  }
+  // The expert-labelled rows of a batch into the ring buffer of visited states.
+  void remember(const Minibatch& mb) {
+    torch::NoGradGuard ng;
+    const int64_t cap = shaping_.buffer_rows, n = mb.obs.size(0);
+    if (!buf_obs_.defined()) {
+      buf_obs_ = torch::zeros({cap, mb.obs.size(1)}, torch::kFloat32);
+      buf_act_ = torch::zeros({cap, mb.expert.size(1)}, torch::kFloat32);
+    }
+    const int64_t keep = std::min(cap, n);  // the last rows when the batch alone overflows the buffer
+    const Tensor idx = (torch::arange(keep, torch::kInt64) + buf_pos_).remainder(cap);
+    buf_obs_.index_copy_(0, idx, mb.obs.slice(0, n - keep));
+    buf_act_.index_copy_(0, idx, mb.expert.slice(0, n - keep));
+    buf_pos_ = (buf_pos_ + keep) % cap;
+    buf_n_ = std::min(cap, buf_n_ + keep);
+  }
+  // mean over the rows of `mb` of |mean_theta(s) - expert(s)|^2.
+  Tensor visited_imitation_error(const Params& theta, const Minibatch& mb) const {
+    return (models_.policy.mean(mb.obs, theta) - mb.expert).pow(2).sum(-1).mean();
+  }
+  bool shaped() const { return labels_ || demo_obs_.defined(); }
 
   double shaping_weight(int it) const {
     if (shaping_.anneal_iterations <= 0) return shaping_.imitation_weight;
@@ -302,6 +375,10 @@ class Ml3MetaTrainer : public Algorithm {
   LossSection lsec_;
   ShapingSection shaping_;
   Tensor demo_obs_, demo_act_;  // demonstrated rows (shaping), undefined when unshaped
+  bool labels_ = false;         // shaping.expert_labels
+  Tensor buf_obs_, buf_act_;    // expert-labelled visited states (ring buffer)
+  int64_t buf_n_ = 0, buf_pos_ = 0;
+  Adam target_adam_;            // of the target network's own fitting steps
   uint64_t seed_;
   std::string env_name_, run_dir_;
   VecEnv venv_;

@@ -15,7 +15,7 @@ constexpr uint64_t kNoiseStream = 0x4E4F495345ull;  // "NOISE"
 }
 
 Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, const ObsNormalizer& norm,
-              const std::vector<Task>& tasks, uint64_t seed, bool deterministic) {
+              const std::vector<Task>& tasks, uint64_t seed, bool deterministic, bool expert_labels) {
   torch::NoGradGuard no_grad;
   const EnvSpec& spec = venv.spec();
   const int N = venv.size(), T = spec.episode_steps, od = spec.obs_dim, ad = spec.act_dim;
@@ -65,7 +65,14 @@ Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, 
   float* trunc_p = b.truncated.data_ptr<float>();
   float* mask_p = b.mask.data_ptr<float>();
   float* tobs_p = b.trunc_obs.data_ptr<float>();
+  std::vector<double> expert(expert_labels ? N * ad : 0);
+  if (expert_labels) b.expert = torch::zeros({T, N, ad}, f32);
   for (int t = 0; t < T; ++t) {
+    if (expert_labels) {
+      venv.expert_actions(expert.data());
+      float* e = b.expert.data_ptr<float>() + static_cast<int64_t>(t) * N * ad;
+      for (int k = 0; k < N * ad; ++k) e[k] = static_cast<float>(expert[k]);
+    }
     norm.normalize(obs.data(), nobs.data(), N);
     std::memcpy(obs_p + static_cast<int64_t>(t) * N * od, nobs.data(), sizeof(float) * N * od);
     for (int k = 0; k < N * od; ++k) raw_p[static_cast<int64_t>(t) * N * od + k] = static_cast<float>(obs[k]);
@@ -279,6 +286,7 @@ Minibatch flatten_batch(const Batch& batch) {
   all.time_frac = rows(batch.time_frac, 0);
   all.goals = rows(batch.goals, gd);
   if (batch.rtg.defined()) all.rtg = rows(batch.rtg, 0);
+  if (batch.expert.defined()) all.expert = rows(batch.expert, ad);
   if (batch.advantages.defined()) {
     all.advantages = rows(batch.advantages, 0);
     all.returns = rows(batch.returns, 0);

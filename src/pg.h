@@ -29,6 +29,7 @@ struct Batch {
   Tensor values;     // [T, N] V(obs) (filled by compute_values)
   Tensor bootstrap;  // [T, N] V(trunc_obs) where truncated (else 0)
   Tensor goals;      // [T, N, goal_dim] (one goal per episode, repeated over t)
+  Tensor expert;     // [T, N, act_dim] the scripted expert's action in each state (only if asked for)
   Tensor time_frac;  // [T, N] t / T
   Tensor rtg;        // [T, N] discounted reward-to-go within the episode (compute_rtg)
   Tensor returns, advantages;  // [T, N] (compute_gae)
@@ -39,9 +40,11 @@ struct Batch {
 
 // Runs one episode per env of `venv` on `tasks` (one per env). Action noise
 // of env i comes from Rng(mix_seed(seed, i)): results do not depend on the
-// thread count. deterministic: act with the mean.
+// thread count. deterministic: act with the mean. expert_labels: also record
+// the scripted expert's action in every visited state (Batch::expert), the
+// labels of DAgger-style shaping; they do not change the episode.
 Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, const ObsNormalizer& norm,
-              const std::vector<Task>& tasks, uint64_t seed, bool deterministic);
+              const std::vector<Task>& tasks, uint64_t seed, bool deterministic, bool expert_labels = false);
 
 // Fills values and bootstrap with the value network.
 void compute_values(Batch& b, const FunctionalMlp& value_net, const Params& vparams);
@@ -71,6 +74,7 @@ struct PolicyEval {
 // A minibatch: flattened rows of a Batch ([B, ...]).
 struct Minibatch {
   Tensor obs, raw_obs, actions, old_logp, advantages, returns, rewards, mask, time_frac, goals, rtg;
+  Tensor expert;  // the expert's actions, when the batch has them
 };
 // All rows of running episodes of a batch (advantages/returns only if computed).
 Minibatch flatten_batch(const Batch& b);

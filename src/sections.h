@@ -201,9 +201,16 @@ struct ShapingSection {
   double rl_weight = 1.0;
   int anneal_iterations = 0;
   int demo_rows = 1024;
+  bool expert_labels = false;
+  int target_fit_steps = 0;
+  double target_fit_lr = 1e-3;
+  int buffer_rows = 200000;
   template <class F>
   void fields(F& f) {
     f("demos", demos, "demonstrations file (ml3 demos) to shape the loss with; empty: unshaped");
+    f("expert_labels", expert_labels,
+      "label every state the pool policies visit with the scripted expert's action (DAgger-style shaping, "
+      "meta-train time only): the imitation term is then taken on the updated policy's own states");
     f("imitation_weight", imitation_weight,
       "weight beta of the imitation term beta * |mean_theta'(s_demo) - a_demo|^2 in the task loss",
       Bounds::at_least(0.0));
@@ -214,7 +221,16 @@ struct ShapingSection {
       "anneal the weight linearly to 0 over this many meta-iterations, so the true task loss decides in the end "
       "(0: constant)",
       Bounds::at_least(0));
-    f("demo_rows", demo_rows, "demonstrated (state, action) rows per task and meta-iteration");
+    f("demo_rows", demo_rows, "demonstrated (state, action) rows per task and meta-iteration (and per target-fit step)",
+      Bounds::at_least(1));
+    f("target_fit_steps", target_fit_steps,
+      "Adam steps per meta-iteration fitting the loss's target network (loss.target) to the labelled states: "
+      "the demonstrations and the expert-labelled visited states (0: the meta-gradient alone trains it)",
+      Bounds::at_least(0));
+    f("target_fit_lr", target_fit_lr, "learning rate of those steps (and of loss.target_prefit_steps)",
+      Bounds::in(0.0, 1.0, true));
+    f("buffer_rows", buffer_rows, "expert-labelled visited states kept for fitting the target (the most recent)",
+      Bounds::at_least(1));
   }
 };
 
@@ -227,6 +243,7 @@ struct MetaTestSection {
   int eval_seed = 0;
   double success_target = 0.8;
   std::string methods = "learned_loss,reinforce,ppo";
+  int loss_steps = 0;
   template <class F>
   void fields(F& f) {
     f("updates", updates, "policy updates per method and seed (one batch each)");
@@ -238,6 +255,10 @@ struct MetaTestSection {
     f("methods", methods,
       "methods compared, comma-separated: learned_loss (the loss under test) and any policy-training "
       "algorithm with a baselines.<name> section (reinforce, ppo)");
+    f("loss_steps", loss_steps,
+      "optimiser steps per batch when the learned loss trains a policy (0: meta.steps_per_batch, as it was "
+      "meta-trained; more steps of the same optimiser can learn faster per batch)",
+      Bounds::in(0, 1000));
   }
 };
 

@@ -209,6 +209,46 @@ TEST(Collect, DeterministicAcrossThreadCountsAndLogProbsConsistent) {
   EXPECT_TRUE(torch::equal(batches[0].rewards, batches[1].rewards));
 }
 
+// Expert labels (DAgger-style shaping) leave the episodes as they were and
+// hold the scripted expert's action in each visited state.
+TEST(Collect, ExpertLabelsAreTheExpertsActionsAtTheVisitedStates) {
+  const Config opts(find_env("reacher").schema);
+  PolicyConfig pc;
+  pc.hidden = {16};
+  VecEnv venv("reacher", opts, 4, 2);
+  GaussianPolicy pol(venv.spec().obs_dim, venv.spec().act_dim, pc);
+  const Params p = pol.init(1);
+  ObsNormalizer raw(venv.spec().obs_dim, false);
+  const auto tasks = sample_tasks(venv.env(0), Split::Train, 0, 4);
+  const Batch plain = collect(venv, pol, p, raw, tasks, 42, false);
+  const Batch labelled = collect(venv, pol, p, raw, tasks, 42, false, true);
+  EXPECT_FALSE(plain.expert.defined());
+  EXPECT_TRUE(torch::equal(plain.obs, labelled.obs));
+  EXPECT_TRUE(torch::equal(plain.rewards, labelled.rewards));
+  ASSERT_EQ(labelled.expert.sizes(), plain.actions.sizes());
+  // Replay the first episode's actions and ask the expert at every state.
+  std::vector<uint64_t> seeds(4);
+  for (int i = 0; i < 4; ++i) seeds[i] = mix_seed(42, i);
+  const int od = venv.spec().obs_dim, ad = venv.spec().act_dim;
+  std::vector<double> obs(4 * od), act(4 * ad), expert(4 * ad), rew(4);
+  std::vector<uint8_t> term(4), trunc(4);
+  std::vector<StepInfo> info(4);
+  venv.reset(seeds, tasks, obs.data());
+  double max_err = 0;
+  for (int t = 0; t < labelled.T; ++t) {
+    venv.expert_actions(expert.data());
+    for (int k = 0; k < 4 * ad; ++k) {
+      max_err = std::max(max_err, std::abs(expert[k] - labelled.expert[t].reshape({-1})[k].item<double>()));
+      act[k] = labelled.actions[t].reshape({-1})[k].item<double>();
+    }
+    venv.step(act.data(), obs.data(), rew.data(), term.data(), trunc.data(), info.data());
+  }
+  EXPECT_LT(max_err, 1e-5);  // float32 storage
+  EXPECT_GT(labelled.expert.abs().max().item<double>(), 0.1);  // not all zeros
+  const Minibatch mb = flatten_batch(labelled);
+  EXPECT_EQ(mb.expert.size(0), mb.obs.size(0));
+}
+
 // ---- trainer end to end ------------------------------------------------------
 std::vector<std::string> tiny(const std::vector<std::string>& extra = {}) {
   std::vector<std::string> o = {"env.name=pointmass",      "train.iterations=4",     "train.episodes_per_iteration=8",

@@ -385,6 +385,53 @@ TEST(MetaTrain, DemonstrationShapingEntersOnlyMetaTraining) {
   EXPECT_NE(error_of([&] { meta_train(a); }).find("reacher.demos"), std::string::npos);
 }
 
+// Shaping with expert labels: the visited states are labelled, the target
+// network is fitted to them (its error falls), the buffer and the target's
+// optimiser survive a resume exactly, and the loss file says how it was shaped.
+TEST(MetaTrain, ExpertLabelShapingFitsTheTargetAndResumesExactly) {
+  const auto root = test::temp_dir("expertlabels");
+  RunArgs a;
+  a.config_path = write_cfg(root).string();
+  a.overrides = tiny_meta({"loss.target=true", "loss.target_hidden=16", "shaping.expert_labels=true",
+                           "shaping.target_fit_steps=25", "shaping.target_fit_lr=3e-3", "shaping.buffer_rows=1000",
+                           "shaping.demo_rows=128", "meta.inner_optimizer=adam", "meta.steps_per_batch=2",
+                           "meta.inner_lr=1e-3"});
+  a.quiet = true;
+  a.out_dir = (root / "full").string();
+  meta_train(a);
+  std::vector<double> fit;
+  {
+    std::ifstream in(root / "full" / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      const auto j = nlohmann::json::parse(line);
+      ASSERT_TRUE(j["imitation_error"].is_number());
+      fit.push_back(j["target_fit_error"].get<double>());
+    }
+  }
+  ASSERT_EQ(fit.size(), 6u);
+  EXPECT_LT(fit.back(), 0.5 * fit.front()) << fit.front() << " -> " << fit.back();
+  nlohmann::json meta;
+  Params phi;
+  LearnedLoss::load((root / "full" / "loss.ml3").string(), &phi, &meta);
+  EXPECT_EQ(meta["shaped"], true);
+  EXPECT_EQ(meta["shaping"], "expert_labels");
+  a.out_dir = (root / "split").string();
+  a.stop_after = 4;
+  meta_train(a);
+  RunArgs r;
+  r.resume_dir = (root / "split").string();
+  r.quiet = true;
+  meta_train(r);
+  EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "split"));
+  // Fitting a target needs one.
+  RunArgs bad = a;
+  bad.stop_after = -1;
+  bad.force = true;
+  bad.overrides.push_back("loss.target=false");
+  EXPECT_NE(error_of([&] { meta_train(bad); }).find("'shaping.target_fit_steps' needs loss.target: true"),
+            std::string::npos);
+}
+
 TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
   // Tiny meta-training (seconds): 300 meta-iterations, 2 tasks x 16 episodes,
   // pool reset every 30 updates. Then fresh pointmass policies are trained for

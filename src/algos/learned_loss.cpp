@@ -26,7 +26,7 @@ struct LearnedLossSection {
     f("file", file, "learned-loss file (loss.ml3 of ml3 meta-train; required)");
     f("lr", lr, "step size on the learned loss (the meta-training's meta.inner_lr)", Bounds::in(0.0, 1e6, true));
     f("optimizer", optimizer, "sgd or adam (the meta-training's meta.inner_optimizer)", Choices{{"sgd", "adam"}});
-    f("steps", steps, "optimiser steps per batch (the meta-training's meta.steps_per_batch)", Bounds::in(1, 100));
+    f("steps", steps, "optimiser steps per batch (the meta-training's meta.steps_per_batch)", Bounds::in(1, 1000));
     f("gamma", gamma, "discount of the return-to-go feature (the meta-training's meta.gamma)", Bounds::in(0.0, 1.0));
   }
 };
@@ -124,7 +124,8 @@ AlgorithmEntry learned_loss_algorithm() {
     c.set("learned_loss.file", file, "meta-test");
     c.set("learned_loss.lr", meta.values().at("meta.inner_lr"), "meta-test");
     c.set("learned_loss.optimizer", meta.values().at("meta.inner_optimizer"), "meta-test");
-    c.set("learned_loss.steps", meta.values().at("meta.steps_per_batch"), "meta-test");
+    const std::string steps = meta.get_int("meta_test.loss_steps") > 0 ? "meta_test.loss_steps" : "meta.steps_per_batch";
+    c.set("learned_loss.steps", meta.values().at(steps), "meta-test");
     c.set("learned_loss.gamma", meta.values().at("meta.gamma"), "meta-test");
   };
   return e;
