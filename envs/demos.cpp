@@ -102,7 +102,8 @@ Archive to_archive(const Demonstrations& d) {
   m = {{"version", kDemosFormatVersion}, {"env", d.env},           {"obs_dim", d.obs_dim},
        {"act_dim", d.act_dim},           {"goal_dim", d.goal_dim}, {"episode_steps", d.episode_steps},
        {"episodes", d.episodes.size()},  {"act_low", d.act_low},   {"act_high", d.act_high},
-       {"split", split_name(d.split)},   {"seed", d.seed},         {"env_options", d.env_options}};
+       {"split", split_name(d.split)},   {"seed", d.seed},         {"env_options", d.env_options},
+       {"action_noise", d.action_noise}};
   const int64_t n = static_cast<int64_t>(d.episodes.size()), T = d.episode_steps;
   std::vector<float> goals, obs, act, rew, dist;
   std::vector<int64_t> success;
@@ -165,6 +166,12 @@ Demonstrations from_archive(const Archive& a, const std::string& path, const Env
   d.split = parse_split(split_text);
   const json& seed = meta_key(m, path, "seed", "an integer >= 0");
   if (!non_negative(seed, &d.seed)) fail_meta(path, "seed", seed.dump() + " is not an integer >= 0");
+  if (m.contains("action_noise")) {  // optional (absent: 0, the expert's own episodes)
+    const json& v = m["action_noise"];
+    if (!v.is_number() || !std::isfinite(v.get<double>()) || v.get<double>() < 0)
+      fail_meta(path, "action_noise", v.dump() + " is not a number >= 0");
+    d.action_noise = v.get<double>();
+  }
   if (m.contains("env_options")) {
     const json& o = m["env_options"];
     if (!o.is_object() || !std::all_of(o.begin(), o.end(), [](const json& v) { return v.is_string(); }))
@@ -233,11 +240,14 @@ DemoSummary summarize(const Demonstrations& demos) {
 }
 
 Demonstrations record_demos(const std::string& env_name, const Config& env_options, Split split, int episodes,
-                            uint64_t seed, int threads) {
+                            uint64_t seed, int threads, double action_noise) {
+  if (!(action_noise >= 0) || !std::isfinite(action_noise))
+    throw Error(fmt::format("demonstrations: action noise must be a number >= 0, got {}", action_noise));
   if (episodes < 1) throw Error(fmt::format("demonstrations: episodes must be >= 1, got {}", episodes));
   Demonstrations d;
   d.split = split;
   d.seed = seed;
+  d.action_noise = action_noise;
   d.env_options = env_options.values();
   d.episodes.resize(episodes);
   const ExpertStepHook hook = [&](const EnvSpec& spec, int t, const double* obs, const double* act, const double* rew) {
@@ -250,7 +260,7 @@ Demonstrations record_demos(const std::string& env_name, const Config& env_optio
       e.rewards[t] = static_cast<float>(rew[i]);
     }
   };
-  const ExpertEpisodes r = run_expert_episodes(env_name, env_options, split, episodes, seed, threads, hook);
+  const ExpertEpisodes r = run_expert_episodes(env_name, env_options, split, episodes, seed, threads, hook, action_noise);
   const EnvSpec& spec = r.spec;
   d.env = spec.name;
   d.obs_dim = spec.obs_dim, d.act_dim = spec.act_dim, d.goal_dim = spec.goal_dim, d.episode_steps = spec.episode_steps;

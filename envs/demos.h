@@ -32,6 +32,11 @@ struct Demonstrations {
   std::vector<double> act_low, act_high;  // act_dim each
   Split split = Split::Train;             // the split the goals were drawn from
   uint64_t seed = 0;                      // seed of goals and initial states
+  // Standard deviation of the noise added to the executed actions while
+  // recording (0: the expert's own episodes). With noise, `actions` are the
+  // expert's unperturbed actions in the visited states (labels), not the
+  // executed ones, and rewards/success are those of the perturbed episodes.
+  double action_noise = 0;
   // Informational: the environment's resolved options (key -> value) the
   // episodes were recorded with; not validated.
   std::map<std::string, std::string> env_options;
@@ -45,9 +50,10 @@ struct DemoSummary {
 DemoSummary summarize(const Demonstrations& demos);
 
 // The scripted expert on goals 0..episodes-1 of (split, seed), the same
-// episodes as run_expert; bit-identical for any thread count.
+// episodes as run_expert (with action_noise: perturbed as run_expert_episodes
+// describes); bit-identical for any thread count.
 Demonstrations record_demos(const std::string& env_name, const Config& env_options, Split split, int episodes,
-                            uint64_t seed, int threads);
+                            uint64_t seed, int threads, double action_noise = 0.0);
 
 // Validates (as load_demos does) and writes atomically (temp file + rename).
 void save_demos(const std::string& path, const Demonstrations& demos);

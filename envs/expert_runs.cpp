@@ -8,7 +8,7 @@
 namespace ml3 {
 
 ExpertEpisodes run_expert_episodes(const std::string& name, const Config& options, Split split, int episodes,
-                                   uint64_t seed, int threads, const ExpertStepHook& hook) {
+                                   uint64_t seed, int threads, const ExpertStepHook& hook, double action_noise) {
   VecEnv venv(name, options, episodes, threads);
   ExpertEpisodes r;
   r.spec = venv.spec();
@@ -19,6 +19,10 @@ ExpertEpisodes run_expert_episodes(const std::string& name, const Config& option
   r.tasks = sample_tasks(venv.env(0), split, seed, episodes);
   std::vector<double> obs(episodes * spec.obs_dim), act(episodes * ad), rew(episodes), obs_before;
   std::vector<uint8_t> term(episodes), trunc(episodes);
+  std::vector<double> executed(action_noise > 0 ? act.size() : 0);
+  std::vector<Rng> noise;
+  if (action_noise > 0)
+    for (int i = 0; i < episodes; ++i) noise.emplace_back(mix_seed(seed ^ kExpertNoiseStream, i));
   r.final_info.resize(episodes);
   r.returns.assign(episodes, 0.0);
   venv.reset(seeds, r.tasks, obs.data());
@@ -29,7 +33,13 @@ ExpertEpisodes run_expert_episodes(const std::string& name, const Config& option
     for (int i = 0; i < episodes; ++i)
       for (int j = 0; j < ad; ++j) act[i * ad + j] = std::clamp(act[i * ad + j], spec.act_low[j], spec.act_high[j]);
     if (hook) obs_before = obs;
-    venv.step(act.data(), obs.data(), rew.data(), term.data(), trunc.data(), r.final_info.data());
+    if (action_noise > 0)
+      for (int i = 0; i < episodes; ++i)
+        for (int j = 0; j < ad; ++j)
+          executed[i * ad + j] =
+              std::clamp(act[i * ad + j] + action_noise * noise[i].normal(), spec.act_low[j], spec.act_high[j]);
+    venv.step(action_noise > 0 ? executed.data() : act.data(), obs.data(), rew.data(), term.data(), trunc.data(),
+              r.final_info.data());
     for (int i = 0; i < episodes; ++i) r.returns[i] += rew[i];
     if (hook) hook(spec, t, obs_before.data(), act.data(), rew.data());
   }

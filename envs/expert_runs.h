@@ -32,8 +32,15 @@ struct ExpertEpisodes {
 
 // Episode i: goal i of sample_tasks(split, seed), initial-state seed
 // mix_seed(seed, i); the result does not depend on `threads`.
+// action_noise > 0 perturbs what the environments execute (expert action +
+// action_noise * N(0, 1) per dimension, clipped; noise of episode i from
+// Rng(mix_seed(seed ^ kExpertNoiseStream, i))) so that the episodes visit
+// states off the expert's own path (DART); the hook then gets the expert's
+// unperturbed actions, the labels of those states.
+constexpr uint64_t kExpertNoiseStream = 0xDA27ull;
 ExpertEpisodes run_expert_episodes(const std::string& name, const Config& options, Split split, int episodes,
-                                   uint64_t seed, int threads, const ExpertStepHook& hook = {});
+                                   uint64_t seed, int threads, const ExpertStepHook& hook = {},
+                                   double action_noise = 0.0);
 ExpertResult run_expert(const std::string& name, const Config& options, Split split, int episodes, uint64_t seed,
                         int threads);
 

@@ -40,6 +40,7 @@ void expect_same(const Demonstrations& a, const Demonstrations& b) {
   EXPECT_EQ(a.act_high, b.act_high);
   EXPECT_EQ(a.split, b.split);
   EXPECT_EQ(a.seed, b.seed);
+  EXPECT_EQ(a.action_noise, b.action_noise);
   EXPECT_EQ(a.env_options, b.env_options);
   ASSERT_EQ(a.episodes.size(), b.episodes.size());
   for (size_t i = 0; i < a.episodes.size(); ++i) {
@@ -207,6 +208,29 @@ TEST(Demos, AFileWrittenFromTheDocumentedLayoutIsAccepted) {
   EXPECT_TRUE(d.env_options.empty());
 }
 
+// Noisy recording (DART): the executed actions are perturbed, the file keeps
+// the expert's labels; the first state of every episode is the expert's own,
+// so its label is the noise-free demonstration's first action.
+TEST(Demos, ActionNoiseVisitsOtherStatesAndKeepsTheExpertsLabels) {
+  const auto dir = test::temp_dir("demos_noise");
+  const Demonstrations plain = record_demos("reacher", defaults("reacher"), Split::Train, 4, 3, 2);
+  const Demonstrations noisy = record_demos("reacher", defaults("reacher"), Split::Train, 4, 3, 2, 0.5);
+  EXPECT_EQ(noisy.action_noise, 0.5);
+  for (size_t i = 0; i < 4; ++i) {
+    const auto &p = plain.episodes[i], &n = noisy.episodes[i];
+    EXPECT_EQ(std::vector<float>(p.observations.begin(), p.observations.begin() + 10),
+              std::vector<float>(n.observations.begin(), n.observations.begin() + 10));
+    EXPECT_EQ(p.actions[0], n.actions[0]);
+    EXPECT_NE(p.observations, n.observations);  // other states visited
+  }
+  const std::string path = (dir / "noisy.demos").string();
+  save_demos(path, noisy);
+  expect_same(noisy, load_demos(path));
+  EXPECT_NE(error_of([] { record_demos("reacher", defaults("reacher"), Split::Train, 1, 0, 1, -1.0); })
+                .find("action noise must be a number >= 0"),
+            std::string::npos);
+}
+
 // ---- validation: one precise message per failure ------------------------------------
 class DemosValidation : public ::testing::Test {
  protected:
@@ -271,6 +295,8 @@ TEST_F(DemosValidation, MetadataVersionAndKeys) {
   EXPECT_MESSAGE(load_error(path), path + ": metadata 'act_dim': missing (expected an integer >= 1)");
   path = rewrite([](Archive&, Archive& out) { out.meta()["split"] = "validation"; });
   EXPECT_MESSAGE(load_error(path), path + ": metadata 'split': validation is not one of train, test, ood");
+  path = rewrite([](Archive&, Archive& out) { out.meta()["action_noise"] = -0.1; });
+  EXPECT_MESSAGE(load_error(path), path + ": metadata 'action_noise': -0.1 is not a number >= 0");
   path = rewrite([](Archive&, Archive& out) { out.meta()["act_low"] = {-1.0}; });
   EXPECT_MESSAGE(load_error(path), path + ": metadata 'act_low': [-1.0] is not a list of act_dim = 2 finite numbers");
 }

@@ -74,6 +74,7 @@ struct DemosArgs {
   std::string env, split = "train", config, out, check;  // train: demonstrations are training data
   int episodes = 100, threads = 1;
   uint64_t seed = 0;
+  double action_noise = 0;
   bool force = false, json = false;
   std::vector<std::string> overrides;
 };
@@ -87,6 +88,7 @@ void print_demos(const std::string& path, const Demonstrations& d, const char* v
                               {"env", d.env},
                               {"split", split_name(d.split)},
                               {"seed", d.seed},
+                              {"action_noise", d.action_noise},
                               {"episodes", s.episodes},
                               {"episode_steps", d.episode_steps},
                               {"obs_dim", d.obs_dim},
@@ -98,9 +100,11 @@ void print_demos(const std::string& path, const Demonstrations& d, const char* v
     std::cout << j.dump() << "\n";
     return;
   }
-  fmt::print("{} {}: {} demonstrations ({} split, seed {}), {} episodes x {} steps: success {:.1f}%, final distance "
+  fmt::print("{} {}: {} demonstrations ({} split, seed {}{}), {} episodes x {} steps: success {:.1f}%, final distance "
              "{:.4f}, {:.1f} KiB\n",
-             verb, path, d.env, split_name(d.split), d.seed, s.episodes, d.episode_steps, 100 * s.success_rate,
+             verb, path, d.env, split_name(d.split), d.seed,
+             d.action_noise > 0 ? fmt::format(", action noise {}", d.action_noise) : "", s.episodes, d.episode_steps,
+             100 * s.success_rate,
              s.final_distance_mean, bytes / 1024.0);
 }
 
@@ -120,7 +124,7 @@ void cmd_demos(const DemosArgs& a) {
   if (std::filesystem::exists(a.out) && !a.force)
     throw Error(a.out + ": file already exists; pass --force to overwrite it");
   const Config options = env_options(a.env, a.config, a.overrides);
-  const Demonstrations d = record_demos(a.env, options, parse_split(a.split), a.episodes, a.seed, a.threads);
+  const Demonstrations d = record_demos(a.env, options, parse_split(a.split), a.episodes, a.seed, a.threads, a.action_noise);
   save_demos(a.out, d);
   print_demos(a.out, d, "wrote", a.json);
 }
@@ -183,6 +187,10 @@ void register_env_commands(CLI::App& app) {
       demos->add_option("--episodes", de.episodes, "Number of episodes (one goal each)")->check(CLI::Range(1, 100000));
   auto* seed = demos->add_option("--seed", de.seed, "Seed of goals and initial states");
   auto* threads = demos->add_option("--threads", de.threads, "Simulation threads")->check(CLI::Range(1, 256));
+  auto* noise = demos->add_option("--action-noise", de.action_noise,
+                                  "Perturb the executed actions by this standard deviation so that the episodes visit "
+                                  "states off the expert's path; the file keeps the expert's actions there (DART)")
+                    ->check(CLI::Range(0.0, 10.0));
   demos->add_option("--config", de.config, "YAML file whose env: section overrides the defaults")
       ->check(CLI::ExistingFile);
   auto* out = demos->add_option("--out", de.out, "File to write (docs/demos.md)");
@@ -192,6 +200,7 @@ void register_env_commands(CLI::App& app) {
       ->excludes(episodes)
       ->excludes(seed)
       ->excludes(threads)
+      ->excludes(noise)
       ->excludes(out)
       ->excludes(force);
   demos->add_flag("--json", de.json, "Print one JSON object");
