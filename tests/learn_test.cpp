@@ -365,7 +365,7 @@ TEST(Trainer, PpoImprovesAPointmassPolicy) {
 }
 
 TEST(TrainConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
-  for (const char* name : {"pointmass_ppo", "reacher_ppo", "reacher_reinforce", "pusher_ppo", "pointmass_learned_loss"}) {
+  for (const char* name : {"pointmass_ppo", "reacher_ppo", "reacher_reinforce", "pusher_ppo", "pointmass_learned_loss", "reacher_learned_loss"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_config(Command::Train, path, {});
     const std::string text = test::read_text(path);

@@ -474,7 +474,7 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
 }
 
 TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
-  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long"}) {
+  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long", "reacher_ml3_shaped", "pusher_ml3_shaped"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_config(Command::MetaTrain, path, {});
     const std::string text = test::read_text(path);
