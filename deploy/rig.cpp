@@ -11,7 +11,9 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "deploy/export.h"
+#include "deploy/render.h"
 #include "envs/env.h"
+#include "envs/mujoco_env.h"
 
 namespace ml3 {
 namespace {
@@ -84,6 +86,13 @@ nlohmann::json run_rig(const RigOptions& o) {
     traj.precision(9);
   }
 
+  std::unique_ptr<GifRecorder> video;
+  const auto* sim = dynamic_cast<const MujocoEnv*>(env.get());
+  if (!o.video.empty()) {
+    if (!sim) throw Error("--video: the " + o.env + " environment is not a MuJoCo simulation");
+    video = std::make_unique<GifRecorder>(sim->model(), 320, 240, 1.0 / (spec.timestep * spec.frame_skip));
+  }
+
   double success = 0, final_distance = 0, returns = 0;
   int64_t missed = 0, steps = 0;
   const auto period = o.rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / o.rate))
@@ -94,6 +103,8 @@ nlohmann::json run_rig(const RigOptions& o) {
     env->reset(mix_seed(reset_stream, i), tasks[i], obs.data());
     // Delayed actions: a ring of the last action_delay + 1 actions, the safe action before the first.
     for (int k = 0; k <= o.action_delay; ++k) policy.safe_action(&action[k * ad]);
+    const bool record = video && i < o.video_episodes;
+    if (record) video->frame(sim->data());
     double ret = 0;
     StepInfo info;
     for (int t = 0; t < T; ++t) {
@@ -115,6 +126,7 @@ nlohmann::json run_rig(const RigOptions& o) {
       }
       env->step(applied.data(), obs.data(), &reward, &terminated, &truncated, &info);
       if (traj.is_open()) traj << ',' << reward << ',' << info.distance << '\n';
+      if (record) video->frame(sim->data());
       ret += reward;
       ++steps;
       if (o.rate > 0) {
@@ -128,6 +140,8 @@ nlohmann::json run_rig(const RigOptions& o) {
     returns += ret;
   }
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  nlohmann::json video_info = nullptr;
+  if (video) video_info = {{"file", o.video}, {"frames", video->frames()}, {"bytes", video->save(o.video)}};
   return {{"policy", o.policy},
           {"env", o.env},
           {"model", spec.model_file},
@@ -145,7 +159,8 @@ nlohmann::json run_rig(const RigOptions& o) {
           {"latency_us", latency_summary(std::move(latency_us))},
           {"missed_deadlines", missed},
           {"faults", policy.faults()},
-          {"wall_seconds", wall}};
+          {"wall_seconds", wall},
+          {"video", video_info}};
 }
 
 }  // namespace ml3

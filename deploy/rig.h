@@ -26,6 +26,8 @@ struct RigOptions {
   double obs_noise = 0;           // standard deviation of Gaussian noise added to every observation value
   int action_delay = 0;           // the action computed at step t is applied at step t + action_delay
   std::string trajectories;       // CSV of every step ("" = none)
+  std::string video;              // animated GIF of the first video_episodes episodes ("" = none)
+  int video_episodes = 1;
 };
 
 // Runs the episodes; returns success_rate, final_distance_mean, return_mean,

@@ -49,6 +49,7 @@ class MujocoEnv : public Env {
   using Env::step;
 
   const mjModel* model() const { return m_; }
+  const mjData* data() const { return d_; }
 
  protected:
   // A tracked point of the model: a site, or the origin of a body.

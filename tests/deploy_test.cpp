@@ -14,6 +14,7 @@
 #include "core/obs_norm.h"
 #include "core/rng.h"
 #include "deploy/export.h"
+#include "deploy/render.h"
 #include "envs/env.h"
 #include "ml3/runtime.h"
 #include "ml3/runtime.hpp"
@@ -550,10 +551,121 @@ TEST(DeployCli, ReadmeDocumentsTheDeployCommands) {
   const std::string help = test::run_deploy("--help").out;
   // The optional flags (the required --policy and --env are checked above).
   for (const char* flag : {"--model", "--episodes", "--split", "--seed", "--rate", "--obs-noise", "--action-delay",
-                           "--trajectories", "--json"}) {
+                           "--trajectories", "--video", "--json"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
     EXPECT_NE(readme.find(std::string("[") + flag), std::string::npos) << "README's ml3-deploy row lacks " << flag;
   }
+}
+
+// A GIF decoder of just what GifWriter writes (global palette, full-screen
+// frames): the palette index of every pixel of every frame.
+std::vector<std::vector<int>> decode_gif(const std::string& g, int& w, int& h) {
+  auto u16 = [&](size_t at) { return static_cast<unsigned char>(g[at]) | static_cast<unsigned char>(g[at + 1]) << 8; };
+  w = u16(6), h = u16(8);
+  size_t pos = 13 + 3 * 256;
+  std::vector<std::vector<int>> frames;
+  while (pos < g.size() && g[pos] != '\x3B') {
+    if (g[pos] == '\x21') {  // extension: skip its sub-blocks
+      pos += 2;
+      while (g[pos]) pos += 1 + static_cast<unsigned char>(g[pos]);
+      ++pos;
+      continue;
+    }
+    EXPECT_EQ(g[pos], '\x2C');
+    pos += 10;
+    const int min_size = g[pos++];
+    std::string data;
+    while (g[pos]) {
+      data += g.substr(pos + 1, static_cast<unsigned char>(g[pos]));
+      pos += 1 + static_cast<unsigned char>(g[pos]);
+    }
+    ++pos;
+    const int clear = 1 << min_size, end = clear + 1;
+    std::vector<std::vector<int>> dict;
+    auto reset = [&] {
+      dict.assign(end + 1, {});
+      for (int i = 0; i < clear; ++i) dict[i] = {i};
+    };
+    reset();
+    int width = min_size + 1, prev = -1;
+    size_t bit = 0;
+    std::vector<int> out;
+    while (true) {
+      int code = 0;
+      for (int k = 0; k < width; ++k, ++bit)
+        code |= ((static_cast<unsigned char>(data.at(bit / 8)) >> (bit % 8)) & 1) << k;
+      if (code == clear) {
+        reset();
+        width = min_size + 1, prev = -1;
+        continue;
+      }
+      if (code == end) break;
+      const bool known = code < static_cast<int>(dict.size());
+      std::vector<int> entry(known ? dict[code] : dict[prev]);
+      if (!known) entry.push_back(entry[0]);  // the code being defined: prev's string + its first pixel
+      if (prev >= 0) {
+        std::vector<int> added(dict[prev]);
+        added.push_back(entry[0]);
+        dict.push_back(std::move(added));
+      }
+      out.insert(out.end(), entry.begin(), entry.end());
+      prev = code;
+      if (static_cast<int>(dict.size()) == (1 << width) && width < 12) ++width;
+    }
+    frames.push_back(out);
+  }
+  return frames;
+}
+
+TEST(Gif, FramesDecodeToThePaletteColoursOfTheirPixels) {
+  const int w = 97, h = 61;  // odd sizes; long runs and noise, so the LZW table fills and clears
+  GifWriter gif(w, h, 50);
+  Rng rng(4);
+  std::vector<std::vector<int>> want;
+  for (int f = 0; f < 3; ++f) {
+    std::vector<unsigned char> rgb(w * h * 3);
+    std::vector<int> idx(w * h);
+    for (int i = 0; i < w * h; ++i) {
+      const int r = f == 1 ? rng.next() % 6 : (i / 50) % 6, g = (i / w) % 6, b = f == 2 ? 5 : 0;
+      rgb[3 * i] = static_cast<unsigned char>(r * 51), rgb[3 * i + 1] = static_cast<unsigned char>(g * 51);
+      rgb[3 * i + 2] = static_cast<unsigned char>(b * 51);
+      idx[i] = r * 36 + g * 6 + b;
+    }
+    gif.add(rgb.data());
+    want.push_back(idx);
+  }
+  const std::string bytes = gif.bytes();
+  EXPECT_EQ(bytes.substr(0, 6), "GIF89a");
+  EXPECT_EQ(bytes.back(), '\x3B');
+  int dw = 0, dh = 0;
+  const auto frames = decode_gif(bytes, dw, dh);
+  EXPECT_EQ(dw, w);
+  EXPECT_EQ(dh, h);
+  EXPECT_EQ(frames, want);
+}
+
+// --video: offscreen (EGL) frames of the first episodes in an animated GIF.
+TEST(DeployCli, VideoIsAnAnimatedGifOfTheFirstEpisodes) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "Mesa's uninstrumented OpenGL stack is not for sanitizer builds";
+#endif
+  const auto dir = test::temp_dir("deploy_video");
+  const std::string policy = exported_pointmass_policy(dir), gif = (dir / "v.gif").string();
+  const auto r = test::run_deploy("--policy " + policy + " --env pointmass --episodes 2 --video " + gif + " --json");
+  if (!rendering_built()) {
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find("this build cannot render"), std::string::npos) << r.out;
+    return;
+  }
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  EXPECT_EQ(j["video"]["frames"], 50 + 1);  // the first episode (default): the reset state and every step
+  int w = 0, h = 0;
+  const auto frames = decode_gif(test::read_text(gif), w, h);
+  ASSERT_EQ(frames.size(), 51u);
+  EXPECT_EQ(w, 320);
+  EXPECT_EQ(h, 240);
+  EXPECT_NE(frames[0], frames[50]) << "the robot should move";
 }
 
 TEST(DeployCli, DoesNotLinkLibTorch) {

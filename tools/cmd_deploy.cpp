@@ -50,6 +50,9 @@ void register_rig_options(CLI::App& app, RigOptions& o, bool& json) {
   app.add_option("--action-delay", o.action_delay, "Apply each action this many control steps late")
       ->check(CLI::Range(0, 1000));
   app.add_option("--trajectories", o.trajectories, "Write every step (observation, action, reward, distance) as CSV");
+  app.add_option("--video", o.video, "Render the first --video-episodes episodes offscreen into this animated GIF");
+  app.add_option("--video-episodes", o.video_episodes, "Episodes in the --video file (default 1)")
+      ->check(CLI::Range(1, 1000));
   app.add_flag("--json", json, "Print one JSON object");
 }
 
@@ -69,6 +72,9 @@ void print_rig_result(const nlohmann::json& j, bool json) {
              j["missed_deadlines"].get<int64_t>(),
              j["rate_hz"].get<double>() > 0 ? fmt::format(" at {:g} Hz", j["rate_hz"].get<double>()) : " (no rate)",
              j["faults"].get<uint64_t>());
+  if (!j["video"].is_null())
+    fmt::print("video: {} ({} frames, {:.1f} KiB)\n", j["video"]["file"].get<std::string>(),
+               j["video"]["frames"].get<int>(), j["video"]["bytes"].get<double>() / 1024);
 }
 
 }  // namespace ml3
