@@ -522,19 +522,21 @@ TEST(DeployCli, MismatchedEnvironmentOrModelIsOneClearError) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("error: "), std::string::npos) << r.out;
   // A policy file for pointmass with another observation size, or layout.
-  test::write_file(dir / "wide.ml3p", runtime::encode(random_policy({9, 8, 2}, Activation::Tanh, false, 1)));
-  r = test::run_deploy("--policy " + (dir / "wide.ml3p").string() + " --env pointmass --episodes 1");
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("wide.ml3p: the policy maps 9 observations to 2 actions, the pointmass environment"),
+  auto refused = [&](const std::string& file, const PolicyData& d) {
+    test::write_file(dir / file, runtime::encode(d));
+    const auto res = test::run_deploy("--policy " + (dir / file).string() + " --env pointmass --episodes 1");
+    EXPECT_EQ(res.code, 1) << res.out;
+    return res.out;
+  };
+  std::string out = refused("wide.ml3p", random_policy({9, 8, 2}, Activation::Tanh, false, 1));
+  EXPECT_NE(out.find("wide.ml3p: the policy maps 9 observations to 2 actions, the pointmass environment"),
             std::string::npos)
-      << r.out;
-  EXPECT_NE(r.out.find("has 8 observations and 2 actions"), std::string::npos) << r.out;
-  test::write_file(dir / "layout.ml3p", runtime::encode(random_policy({8, 8, 2}, Activation::Tanh, false, 1)));
-  r = test::run_deploy("--policy " + (dir / "layout.ml3p").string() + " --env pointmass --episodes 1");
-  EXPECT_EQ(r.code, 1) << r.out;
-  EXPECT_NE(r.out.find("observation layout (o0,o1,o2,o3,o4,o5,o6,o7) differs from the environment's (pos_x,pos_y,"),
+      << out;
+  EXPECT_NE(out.find("has 8 observations and 2 actions"), std::string::npos) << out;
+  out = refused("layout.ml3p", random_policy({8, 8, 2}, Activation::Tanh, false, 1));
+  EXPECT_NE(out.find("observation layout (o0,o1,o2,o3,o4,o5,o6,o7) differs from the environment's (pos_x,pos_y,"),
             std::string::npos)
-      << r.out;
+      << out;
   test::write_file(dir / "bad.ml3p", "ML3POLCYtruncated");
   r = test::run_deploy("--policy " + (dir / "bad.ml3p").string() + " --env pointmass");
   EXPECT_EQ(r.code, 1) << r.out;
