@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <cstring>
 #include <sstream>
 
 #include "core/error.h"

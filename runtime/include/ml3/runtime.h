@@ -8,7 +8,9 @@
  *   ml3_policy_act(p, obs, action);   // 0: ok, 1: fault (safe action written)
  *   ml3_policy_free(p);
  *
- * A handle must not be used by two threads at once. */
+ * Handles passed to the functions below must be non-NULL results of a load
+ * (except ml3_policy_free, which accepts NULL). A handle must not be used by
+ * two threads at once. */
 #ifndef ML3_RUNTIME_H
 #define ML3_RUNTIME_H
 
