@@ -55,15 +55,6 @@ class Reader {
 
 }  // namespace
 
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 int64_t Blob::numel() const {
   int64_t n = 1;
   for (auto s : shape) n *= s;

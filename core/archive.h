@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "core/fnv1a.h"
+
 namespace ml3 {
 
 struct Blob {
@@ -52,6 +54,5 @@ class Archive {
 
 // Writes text to `path` atomically (temp file + rename).
 void write_file_atomic(const std::string& path, const std::string& text);
-uint64_t fnv1a64(const void* data, size_t n, uint64_t h = 0xcbf29ce484222325ull);
 
 }  // namespace ml3

@@ -19,6 +19,7 @@ namespace ml3 {
 struct EnvSpec {
   std::string name;
   int obs_dim = 0;
+  std::vector<std::string> obs_names;  // what each observation value is (obs_dim names)
   int act_dim = 0;
   int goal_dim = 2;
   std::vector<double> act_low, act_high;
@@ -100,6 +101,10 @@ class Env {
 
 // Reproducible goals: task i of (split, seed) is the same whatever n is.
 std::vector<Task> sample_tasks(const Env& env, Split split, uint64_t seed, int n);
+// Deterministic evaluation (ml3 eval, the runner's evaluations, ml3-deploy):
+// episode i of (split, seed) runs goal i of sample_tasks(split, seed) from the
+// initial state of seed mix_seed(mix_seed(seed, kEvalStream), i).
+constexpr uint64_t kEvalStream = 0xE7A1;
 
 // ---- registry (envs/registry.cpp) ---------------------------------------------
 struct EnvEntry {

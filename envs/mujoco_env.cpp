@@ -94,8 +94,9 @@ MujocoEnv::Point MujocoEnv::require_point(const char* name) const {
                           spec_.model_file, spec_.name, name));
 }
 
-void MujocoEnv::finish_spec(int obs_dim) {
-  spec_.obs_dim = obs_dim;
+void MujocoEnv::finish_spec(std::vector<std::string> obs_names) {
+  spec_.obs_dim = static_cast<int>(obs_names.size());
+  spec_.obs_names = std::move(obs_names);
   spec_.act_dim = m_->nu;
   spec_.act_low.resize(m_->nu);
   spec_.act_high.resize(m_->nu);

@@ -49,6 +49,7 @@ class MujocoEnv : public Env {
   using Env::step;
 
   const mjModel* model() const { return m_; }
+  const mjData* data() const { return d_; }
 
  protected:
   // A tracked point of the model: a site, or the origin of a body.
@@ -57,8 +58,9 @@ class MujocoEnv : public Env {
     int id = -1;
   };
 
-  // Derived classes call this at the end of their constructor.
-  void finish_spec(int obs_dim);
+  // Derived classes call this at the end of their constructor with the names
+  // of the observation values, in the order observe() writes them.
+  void finish_spec(std::vector<std::string> obs_names);
   int require_id(mjtObj type, const char* name, const char* what) const;
   // The site named `name`, else the body of that name (Gymnasium's models
   // mark the fingertip with a body, ours with a site).

@@ -134,6 +134,10 @@ struct RunResult {
   std::string summary;  // summary.json's text ("" when stopped early)
 };
 RunResult run(const RunArgs& args);
+// The checkpoint the runner writes after iteration `iteration`: metadata
+// (format, iteration, wall_seconds, algorithm, the resolved config as YAML,
+// env) and the algorithm's state.
+Archive checkpoint_archive(const Algorithm& algo, const Config& cfg, int iteration, double wall_seconds);
 
 // ---- ml3 eval ------------------------------------------------------------------
 // Deterministic evaluation of a policy checkpoint of `ml3 train`.

@@ -171,7 +171,7 @@ EvalResult evaluate(VecEnv& venv, const GaussianPolicy& policy, const Params& pa
                     Split split, int episodes, uint64_t seed) {
   if (episodes != venv.size()) throw Error("internal: evaluate() runs one episode per env");
   const auto tasks = sample_tasks(venv.env(0), split, seed, episodes);
-  const Batch b = collect(venv, policy, params, norm, tasks, mix_seed(seed, 0xE7A1), true);
+  const Batch b = collect(venv, policy, params, norm, tasks, mix_seed(seed, kEvalStream), true);
   EvalResult r;
   r.episodes = episodes;
   r.success_rate = b.success_rate;

@@ -78,18 +78,23 @@ std::unique_ptr<Algorithm> make_algorithm(const Config& c, const std::string& ru
   return e.make ? e.make(c, run_dir) : make_policy_trainer(c, e);
 }
 
-namespace {
-using Clock = std::chrono::steady_clock;
-
-void write_checkpoint(const Algorithm& algo, const Config& cfg, const fs::path& dir, int it, double wall) {
+Archive checkpoint_archive(const Algorithm& algo, const Config& cfg, int iteration, double wall_seconds) {
   Archive a("checkpoint");
   a.meta() = {{"format", 2},
-              {"iteration", it},
-              {"wall_seconds", wall},
+              {"iteration", iteration},
+              {"wall_seconds", wall_seconds},
               {"algorithm", cfg.get_string("algorithm")},
               {"config", cfg.to_yaml()}};
   if (cfg.has("env.name")) a.meta()["env"] = cfg.get_string("env.name");
   algo.save(a);
+  return a;
+}
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+void write_checkpoint(const Algorithm& algo, const Config& cfg, const fs::path& dir, int it, double wall) {
+  const Archive a = checkpoint_archive(algo, cfg, it, wall);
   const fs::path ck_dir = dir / "checkpoints", last = ck_dir / "last.ckpt";
   fs::create_directories(ck_dir);
   const fs::path file = ck_dir / fmt::format("iter_{:06d}.ckpt", it);

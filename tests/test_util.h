@@ -62,13 +62,11 @@ struct RunResult {
   std::string out;  // stdout + stderr
 };
 
-#ifdef ML3_BINARY
-// Runs `ml3 <args>` (in directory `cwd` if given) and captures its output and
-// exit code.
-inline RunResult run_ml3(const std::string& args, const std::string& cwd = "") {
+// Runs a shell command (in directory `cwd` if given) and captures its output
+// (stdout + stderr) and exit code.
+inline RunResult run_command(const std::string& command, const std::string& cwd = "") {
   RunResult r;
-  const std::string cmd =
-      (cwd.empty() ? "" : "cd '" + cwd + "' && ") + std::string(ML3_BINARY) + " " + args + " 2>&1 </dev/null";
+  const std::string cmd = (cwd.empty() ? "" : "cd '" + cwd + "' && ") + command + " 2>&1 </dev/null";
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return r;
   std::array<char, 4096> buf;
@@ -77,6 +75,18 @@ inline RunResult run_ml3(const std::string& args, const std::string& cwd = "") {
   const int status = pclose(pipe);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+#ifdef ML3_BINARY
+// Runs `ml3 <args>`.
+inline RunResult run_ml3(const std::string& args, const std::string& cwd = "") {
+  return run_command(std::string(ML3_BINARY) + " " + args, cwd);
+}
+#endif
+#ifdef ML3_DEPLOY_BINARY
+// Runs `ml3-deploy <args>`.
+inline RunResult run_deploy(const std::string& args, const std::string& cwd = "") {
+  return run_command(std::string(ML3_DEPLOY_BINARY) + " " + args, cwd);
 }
 #endif
 

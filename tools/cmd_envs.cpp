@@ -44,6 +44,7 @@ void cmd_envs(const EnvsArgs& args) {
     out.push_back({{"name", s.name},
                    {"description", e.description},
                    {"obs_dim", s.obs_dim},
+                   {"obs_names", s.obs_names},
                    {"act_dim", s.act_dim},
                    {"act_low", s.act_low},
                    {"act_high", s.act_high},

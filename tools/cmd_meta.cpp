@@ -1,10 +1,13 @@
 // bench sine: the sine testbed's meta step, hand-derived Eigen vs LibTorch
-// autograd in the same run. (meta-train and meta-test are in cmd_train.cpp.)
+// autograd in the same run; bench deploy: the deployment runtime's per-action
+// latency vs LibTorch on the same policy. (meta-train and meta-test are in
+// cmd_train.cpp.)
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "src/deploy_bench.h"
 #include "src/sine/sine.h"
 #include "tools/commands.h"
 
@@ -43,6 +46,33 @@ void register_meta_commands(CLI::App& app) {
       std::printf("%-10s %-8s %12.3f %15.1fx %15.2fx\n", r["implementation"].get<std::string>().c_str(),
                   r["dtype"].get<std::string>().c_str(), r["meta_step_ms"].get<double>(),
                   r["speedup_vs_reference_python"].get<double>(), r["speedup_vs_autograd_float32"].get<double>());
+  });
+
+  // bench deploy: ml3_runtime vs a LibTorch single-observation forward.
+  static int deploy_calls = 100000;
+  static std::string deploy_hidden = "64,64";
+  static bool deploy_json = false;
+  auto* bd = app.get_subcommand("bench")->add_subcommand(
+      "deploy", "Per-action latency of an exported reacher policy: ml3_runtime vs LibTorch (same policy, same run)");
+  bd->add_option("--calls", deploy_calls, "Timed single-observation calls per implementation")
+      ->check(CLI::Range(100, 100000000));
+  bd->add_option("--hidden", deploy_hidden, "Policy hidden sizes (policy.hidden)");
+  bd->add_flag("--json", deploy_json, "Print JSON");
+  bd->callback([] {
+    const auto r = bench_deploy(deploy_calls, deploy_hidden);
+    if (deploy_json) {
+      std::cout << r.dump(2) << "\n";
+      return;
+    }
+    std::printf("%s, %d calls each, per action (us):\n", r["policy"].get<std::string>().c_str(), deploy_calls);
+    std::printf("%-12s %8s %8s %8s %8s\n", "", "p50", "p99", "max", "mean");
+    for (const char* k : {"runtime_us", "libtorch_us"})
+      std::printf("%-12s %8.2f %8.2f %8.1f %8.2f\n", k == std::string("runtime_us") ? "ml3_runtime" : "LibTorch",
+                  r[k]["p50"].get<double>(), r[k]["p99"].get<double>(), r[k]["max"].get<double>(),
+                  r[k]["mean"].get<double>());
+    std::printf("ml3_runtime is %.1fx faster (p50; %.1fx mean); max action difference %.2g\n",
+                r["speedup_p50"].get<double>(), r["speedup_mean"].get<double>(),
+                r["max_action_difference"].get<double>());
   });
 
 }

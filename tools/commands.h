@@ -10,7 +10,13 @@ namespace ml3 {
 void register_env_commands(CLI::App& app);
 // Adds the learning commands: train, eval, meta-train, meta-test.
 void register_train_commands(CLI::App& app);
-// Adds bench sine.
+// Adds bench sine and bench deploy.
 void register_meta_commands(CLI::App& app);
+// Adds export (a checkpoint -> a deployable .ml3p policy; LibTorch-free).
+void register_deploy_commands(CLI::App& app);
+// ml3-deploy's flags and its printed result (tools/ml3_deploy.cpp).
+struct RigOptions;
+void register_rig_options(CLI::App& app, RigOptions& o, bool& json);
+void print_rig_result(const nlohmann::json& j, bool json);
 
 }  // namespace ml3

@@ -1,8 +1,6 @@
 // ml3: command-line entry point. Exit codes: 0 ok, 1 runtime error (bad
 // config, model, checkpoint, ...), 2 bad command line.
-#include <iostream>
-
-#include "core/error.h"
+#include "tools/cli_main.h"
 #include "tools/commands.h"
 
 int main(int argc, char** argv) {
@@ -12,27 +10,6 @@ int main(int argc, char** argv) {
   ml3::register_env_commands(app);
   ml3::register_train_commands(app);
   ml3::register_meta_commands(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << e.what() << "\n(run 'ml3 --help' or 'ml3 <command> --help')\n";
-    return 2;
-  } catch (const ml3::UsageError& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 2;
-  } catch (const ml3::Error& e) {
-    std::cerr << "error: " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    // Library errors (LibTorch) append a stack trace: keep the first line.
-    std::string msg = e.what();
-    msg = msg.substr(0, msg.find('\n'));
-    std::cerr << "error: " << msg << "\n";
-    return 1;
-  }
-  return 0;
+  ml3::register_deploy_commands(app);
+  return ml3::run_cli(app, argc, argv, "run 'ml3 --help' or 'ml3 <command> --help'");
 }

@@ -14,6 +14,8 @@ packages=(
   libeigen3-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib   # learning-curve plots (tools/plot.py)
+  clang                        # libFuzzer for the policy-loader fuzzer (-DML3_FUZZ=ON, docs/deploy.md)
+  libegl-dev libegl-mesa0 libgl1-mesa-dri   # offscreen rendering (ml3-deploy --video; optional at build time)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,7 +24,7 @@ class PointMass : public MujocoEnv {
     if (m_->nu != 2)
       throw Error(fmt::format("{}: pointmass needs 2 actuators, the model has {}", spec_.model_file, m_->nu));
     spec_.distance_meaning = "point mass to goal";
-    finish_spec(8);
+    finish_spec({"pos_x", "pos_y", "vel_x", "vel_y", "goal_x", "goal_y", "goal_minus_pos_x", "goal_minus_pos_y"});
     limit_ = std::min(m_->jnt_range[2 * jx + 1], m_->jnt_range[2 * jy + 1]);
   }
 

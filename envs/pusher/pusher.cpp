@@ -38,7 +38,9 @@ class Pusher : public MujocoEnv {
     if (m_->nu != 3)
       throw Error(fmt::format("{}: pusher needs 3 actuators, the model has {}", spec_.model_file, m_->nu));
     spec_.distance_meaning = "object to goal";
-    finish_spec(21);
+    finish_spec({"cos_q0", "cos_q1", "cos_q2", "sin_q0", "sin_q1", "sin_q2", "qvel0", "qvel1", "qvel2", "tip_x",
+                 "tip_y", "obj_x", "obj_y", "obj_vel_x", "obj_vel_y", "goal_x", "goal_y", "obj_minus_tip_x",
+                 "obj_minus_tip_y", "goal_minus_obj_x", "goal_minus_obj_y"});
     simulate([this] { mj_forward(m_, d_); });
     obj_home_[0] = d_->qpos[obj_q_], obj_home_[1] = d_->qpos[obj_q_ + 1];
     // Arm reach from the model itself (so modified link lengths work).

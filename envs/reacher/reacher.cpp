@@ -22,7 +22,8 @@ class Reacher : public MujocoEnv {
     if (m_->nu != 2)
       throw Error(fmt::format("{}: reacher needs 2 actuators, the model has {}", spec_.model_file, m_->nu));
     spec_.distance_meaning = "fingertip to goal";
-    finish_spec(10);
+    finish_spec({"cos_q0", "cos_q1", "sin_q0", "sin_q1", "goal_x", "goal_y", "qvel0", "qvel1", "tip_minus_goal_x",
+                 "tip_minus_goal_y"});
     // Reach of the arm from the model itself (so modified link lengths work).
     const int b0 = require_id(mjOBJ_BODY, "body0", "body");
     const int b1 = require_id(mjOBJ_BODY, "body1", "body");

@@ -1,0 +1,154 @@
+#include "deploy/export.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <cstring>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/obs_norm.h"
+#include "envs/env.h"
+#include "src/sections.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string t = "[";
+  for (size_t i = 0; i < s.size(); ++i) t += (i ? "," : "") + std::to_string(s[i]);
+  return t + "]";
+}
+
+// The float32 values of policy tensor `i`, which must have `shape`.
+std::vector<float> policy_tensor(const Archive& a, size_t i, const std::vector<int64_t>& shape,
+                                 const std::string& network) {
+  const std::string name = "policy/" + std::to_string(i);
+  const Blob& b = a.get(name);
+  if (b.dtype != "f32")
+    throw Error(fmt::format("{}: entry {} is {}, expected f32 (policies train in float32)", a.path(), name, b.dtype));
+  if (b.shape != shape)
+    throw Error(fmt::format("{}: entry {} has shape {}, the stored config's network ({}) expects {}", a.path(), name,
+                            shape_text(b.shape), network, shape_text(shape)));
+  std::vector<float> v(b.numel());
+  std::memcpy(v.data(), b.bytes.data(), b.bytes.size());
+  return v;
+}
+
+runtime::Activation runtime_activation(const std::string& name) {
+  if (name == "tanh") return runtime::Activation::Tanh;
+  if (name == "relu") return runtime::Activation::Relu;
+  if (name == "elu") return runtime::Activation::Elu;
+  throw Error("unknown activation '" + name + "'");
+}
+
+}  // namespace
+
+runtime::PolicyData policy_from_checkpoint(const Archive& a) {
+  const std::string& path = a.path();
+  if (a.kind() != "checkpoint") throw Error(path + ": is a " + a.kind() + " file, expected a checkpoint of ml3 train");
+  const auto& meta = a.meta();
+  const std::string algorithm = meta.value("algorithm", std::string("?"));
+  if (!a.has("policy/0") || !a.has("norm/state") || !meta.contains("env") || !meta.contains("config"))
+    throw Error(fmt::format("{}: a checkpoint of algorithm '{}' without a policy and its normaliser; export needs a "
+                            "checkpoint of ml3 train (ppo, reinforce, learned_loss)",
+                            path, algorithm));
+  const std::string env_name = meta.at("env").get<std::string>();
+  // The stored config's env.* and policy.* sections (the rest belongs to the
+  // algorithm and does not change what the policy computes).
+  Schema schema;
+  schema.add_string("env.name", env_name, "environment name");
+  schema.include("env.", find_env(env_name).schema);
+  declare<PolicySection>(schema, "policy.");
+  Config cfg(schema);
+  const std::string text = meta.at("config").get<std::string>();
+  cfg.load_yaml_string(text, path + " (stored config)", "env.");
+  cfg.load_yaml_string(text, path + " (stored config)", "policy.");
+  const Config env_opts = cfg.subset("env.");
+  const auto ps = read<PolicySection>(cfg, "policy.");
+  const EnvSpec spec = make_env(env_name, env_opts)->spec();
+
+  runtime::PolicyData d;
+  d.env = env_name;
+  d.obs_dim = static_cast<uint32_t>(spec.obs_dim);
+  d.act_dim = static_cast<uint32_t>(spec.act_dim);
+  d.obs_names = spec.obs_names;
+  d.act_low = spec.act_low;
+  d.act_high = spec.act_high;
+  d.control_period = spec.timestep * spec.frame_skip;
+  d.episode_steps = static_cast<uint32_t>(spec.episode_steps);
+  for (const auto& [k, v] : env_opts.values()) d.env_options += k + "=" + v + "\n";
+  d.source = fmt::format("algorithm={}\niteration={}\nenv_steps={}\n", algorithm, meta.value("iteration", 0),
+                         meta.value("env_steps", int64_t{0}));
+
+  ObsNormalizer norm(spec.obs_dim, ps.obs_norm);
+  norm.load(a, "norm/");
+  d.normalize = norm.active();
+  if (d.normalize) {
+    d.obs_clip = norm.clip();
+    for (int j = 0; j < spec.obs_dim; ++j) {
+      d.obs_center.push_back(norm.center(j));
+      d.obs_scale.push_back(norm.scale(j));
+    }
+  }
+
+  d.activation = runtime_activation(ps.activation);
+  d.sizes.push_back(d.obs_dim);
+  for (int h : ps.hidden) d.sizes.push_back(static_cast<uint32_t>(h));
+  d.sizes.push_back(d.act_dim);
+  std::string network = fmt::format("{} obs", d.obs_dim);
+  for (int h : ps.hidden) network += fmt::format(" -> {}", h);
+  network += fmt::format(" -> {} actions, {}", d.act_dim, ps.activation);
+  const size_t layers = d.sizes.size() - 1;
+  for (size_t l = 0; l < layers; ++l) {
+    const int64_t in = d.sizes[l], out = d.sizes[l + 1];
+    d.weights.push_back(policy_tensor(a, 2 * l, {in, out}, network));
+    d.biases.push_back(policy_tensor(a, 2 * l + 1, {out}, network));
+  }
+  // policy/<2 layers> is the log-std (not part of the deterministic action);
+  // anything after it means another network layout.
+  policy_tensor(a, 2 * layers, {static_cast<int64_t>(d.act_dim)}, network);
+  if (a.has("policy/" + std::to_string(2 * layers + 1)))
+    throw Error(fmt::format("{}: more policy tensors than the stored config's network ({}) has", path, network));
+  runtime::validate(d, path);
+  return d;
+}
+
+nlohmann::json export_policy(const ExportArgs& args) {
+  if (args.run_dir.empty() == args.checkpoint.empty())
+    throw UsageError("export needs exactly one of --run DIR and --checkpoint FILE");
+  if (args.out.empty()) throw UsageError("export needs --out POLICY.ml3p");
+  const std::string path =
+      args.checkpoint.empty() ? (fs::path(args.run_dir) / "checkpoints" / "last.ckpt").string() : args.checkpoint;
+  if (fs::exists(args.out) && !args.force)
+    throw Error(args.out + ": file already exists; pass --force to overwrite it");
+  const runtime::PolicyData d = policy_from_checkpoint(Archive::load(path, "checkpoint"));
+  const std::string bytes = runtime::encode(d);
+  write_file_atomic(args.out, bytes);
+  uint64_t checksum;
+  std::memcpy(&checksum, bytes.data() + bytes.size() - 8, 8);
+  return {{"checkpoint", path},
+          {"out", args.out},
+          {"bytes", bytes.size()},
+          {"format_version", runtime::kFormatVersion},
+          {"env", d.env},
+          {"obs_dim", d.obs_dim},
+          {"act_dim", d.act_dim},
+          {"sizes", d.sizes},
+          {"activation", runtime::activation_name(d.activation)},
+          {"normalize", d.normalize},
+          {"checksum", fmt::format("{:016x}", checksum)}};
+}
+
+std::vector<std::string> policy_env_overrides(const runtime::PolicyData& p) {
+  std::vector<std::string> out;
+  std::istringstream in(p.env_options);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) out.push_back("env." + line);
+  return out;
+}
+
+}  // namespace ml3

@@ -1,0 +1,32 @@
+#pragma once
+// ml3 export: a policy checkpoint of `ml3 train` -> a deployable .ml3p file
+// (runtime/, docs/deploy.md). LibTorch-free: checkpoints hold plain float
+// blobs, read through core/archive.h; the environment (MuJoCo) gives the spec.
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/archive.h"
+#include "ml3/runtime.hpp"
+
+namespace ml3 {
+
+// The deployable policy of a checkpoint: the environment spec (built from the
+// stored config's env.* options), the observation normaliser's exact
+// transform, the MLP mean (float32, as trained). Throws ml3::Error naming the
+// file when it is not a policy checkpoint or does not match its config.
+runtime::PolicyData policy_from_checkpoint(const Archive& a);
+
+struct ExportArgs {
+  std::string run_dir, checkpoint;  // one of them (run: checkpoints/last.ckpt)
+  std::string out;
+  bool force = false;  // replace an existing `out`
+};
+// Writes `out` atomically; returns a summary (file, bytes, env, sizes, ...).
+nlohmann::json export_policy(const ExportArgs& args);
+
+// The training environment options a policy carries, as env.key=value
+// overrides (for env_options()).
+std::vector<std::string> policy_env_overrides(const runtime::PolicyData& p);
+
+}  // namespace ml3

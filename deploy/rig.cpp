@@ -1,0 +1,167 @@
+#include "deploy/rig.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <thread>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "deploy/export.h"
+#include "deploy/render.h"
+#include "envs/env.h"
+#include "envs/mujoco_env.h"
+
+namespace ml3 {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string list_text(const std::vector<std::string>& v) {
+  std::string t;
+  for (size_t i = 0; i < v.size(); ++i) t += (i ? "," : "") + v[i];
+  return t;
+}
+
+// The policy must read this environment's observations and drive its actuators.
+void check_spec(const runtime::PolicyData& p, const EnvSpec& s, const std::string& policy_file) {
+  if (static_cast<int>(p.obs_dim) != s.obs_dim || static_cast<int>(p.act_dim) != s.act_dim)
+    throw Error(fmt::format("{}: the policy maps {} observations to {} actions, the {} environment ({}) has {} "
+                            "observations and {} actions",
+                            policy_file, p.obs_dim, p.act_dim, s.name, s.model_file, s.obs_dim, s.act_dim));
+  if (p.obs_names != s.obs_names)
+    throw Error(fmt::format("{}: the policy's observation layout ({}) differs from the environment's ({})", policy_file,
+                            list_text(p.obs_names), list_text(s.obs_names)));
+}
+
+}  // namespace
+
+nlohmann::json latency_summary(std::vector<double> us) {
+  if (us.empty()) return {{"p50", 0.0}, {"p99", 0.0}, {"max", 0.0}, {"mean", 0.0}};
+  std::sort(us.begin(), us.end());
+  double mean = 0;
+  for (double v : us) mean += v / us.size();
+  auto at = [&](double q) { return us[std::min(us.size() - 1, static_cast<size_t>(q * (us.size() - 1) + 0.5))]; };
+  return {{"p50", at(0.5)}, {"p99", at(0.99)}, {"max", us.back()}, {"mean", mean}};
+}
+
+nlohmann::json run_rig(const RigOptions& o) {
+  if (o.episodes < 1) throw UsageError("--episodes must be >= 1");
+  if (o.rate < 0 || o.obs_noise < 0 || o.action_delay < 0)
+    throw UsageError("--rate, --obs-noise and --action-delay must be >= 0");
+  runtime::Policy policy = runtime::Policy::load(o.policy);
+  const runtime::PolicyData& p = policy.info();
+  if (o.env != p.env)
+    throw Error(fmt::format("{}: a policy for the {} environment, not for {} (pass --env {}, and --model for another "
+                            "model of it)",
+                            o.policy, p.env, o.env, p.env));
+  std::vector<std::string> overrides = policy_env_overrides(p);
+  if (!o.model.empty()) overrides.push_back("env.model=" + o.model);
+  auto env = make_env(o.env, env_options(o.env, "", overrides));
+  const EnvSpec& spec = env->spec();
+  check_spec(p, spec, o.policy);
+  for (uint32_t j = 0; j < p.act_dim; ++j)
+    if (p.act_low[j] != spec.act_low[j] || p.act_high[j] != spec.act_high[j])
+      std::fprintf(stderr, "warning: %s: action %u bounds [%g, %g] differ from the model's [%g, %g]; the model clips\n",
+                   o.policy.c_str(), j, p.act_low[j], p.act_high[j], spec.act_low[j], spec.act_high[j]);
+
+  const int od = spec.obs_dim, ad = spec.act_dim, T = spec.episode_steps;
+  const auto tasks = sample_tasks(*env, parse_split(o.split), o.seed, o.episodes);
+  const uint64_t reset_stream = mix_seed(o.seed, kEvalStream);
+  Rng noise(mix_seed(o.seed, 0x0B5E));  // observation noise (only drawn when --obs-noise > 0)
+  std::vector<double> obs(od), seen(od), action(ad * (o.action_delay + 1)), applied(ad);
+  std::vector<double> latency_us;
+  latency_us.reserve(static_cast<size_t>(o.episodes) * T);
+  std::ofstream traj;
+  if (!o.trajectories.empty()) {
+    traj.open(o.trajectories);
+    if (!traj) throw Error(o.trajectories + ": cannot write the trajectories file");
+    traj << "episode,t";
+    for (const auto& n : spec.obs_names) traj << ",obs_" << n;
+    for (int j = 0; j < ad; ++j) traj << ",action_" << j;
+    traj << ",reward,distance\n";
+    traj.precision(9);
+  }
+
+  std::unique_ptr<GifRecorder> video;
+  const auto* sim = dynamic_cast<const MujocoEnv*>(env.get());
+  if (!o.video.empty()) {
+    if (!sim) throw Error("--video: the " + o.env + " environment is not a MuJoCo simulation");
+    video = std::make_unique<GifRecorder>(sim->model(), 320, 240, 1.0 / (spec.timestep * spec.frame_skip));
+  }
+
+  double success = 0, final_distance = 0, returns = 0;
+  int64_t missed = 0, steps = 0;
+  const auto period = o.rate > 0 ? std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / o.rate))
+                                 : Clock::duration::zero();
+  const auto start = Clock::now();
+  auto deadline = start;
+  for (int i = 0; i < o.episodes; ++i) {
+    env->reset(mix_seed(reset_stream, i), tasks[i], obs.data());
+    // Delayed actions: a ring of the last action_delay + 1 actions, the safe action before the first.
+    for (int k = 0; k <= o.action_delay; ++k) policy.safe_action(&action[k * ad]);
+    const bool record = video && i < o.video_episodes;
+    if (record) video->frame(sim->data());
+    double ret = 0;
+    StepInfo info;
+    for (int t = 0; t < T; ++t) {
+      if (o.rate > 0) std::this_thread::sleep_until(deadline);
+      for (int j = 0; j < od; ++j) seen[j] = obs[j] + (o.obs_noise > 0 ? o.obs_noise * noise.normal() : 0.0);
+      double* slot = &action[(t % (o.action_delay + 1)) * ad];
+      const auto t0 = Clock::now();
+      policy.act(seen.data(), slot);
+      latency_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      // With a delay of d, step t applies the action computed at step t - d (its slot is the next one to be overwritten).
+      const double* a = &action[((t + 1) % (o.action_delay + 1)) * ad];
+      std::copy(a, a + ad, applied.begin());
+      double reward;
+      bool terminated, truncated;
+      if (traj.is_open()) {
+        traj << i << ',' << t;
+        for (double v : seen) traj << ',' << v;
+        for (double v : applied) traj << ',' << v;
+      }
+      env->step(applied.data(), obs.data(), &reward, &terminated, &truncated, &info);
+      if (traj.is_open()) traj << ',' << reward << ',' << info.distance << '\n';
+      if (record) video->frame(sim->data());
+      ret += reward;
+      ++steps;
+      if (o.rate > 0) {
+        deadline += period;
+        if (Clock::now() > deadline) ++missed;
+      }
+      if (terminated || truncated) break;
+    }
+    success += info.success;
+    final_distance += info.distance;
+    returns += ret;
+  }
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  nlohmann::json video_info = nullptr;
+  if (video) video_info = {{"file", o.video}, {"frames", video->frames()}, {"bytes", video->save(o.video)}};
+  return {{"policy", o.policy},
+          {"env", o.env},
+          {"model", spec.model_file},
+          {"split", o.split},
+          {"episodes", o.episodes},
+          {"seed", o.seed},
+          {"steps", steps},
+          {"success_rate", success / o.episodes},
+          {"final_distance_mean", final_distance / o.episodes},
+          {"return_mean", returns / o.episodes},
+          {"success_threshold", spec.success_threshold},
+          {"rate_hz", o.rate},
+          {"obs_noise", o.obs_noise},
+          {"action_delay", o.action_delay},
+          {"latency_us", latency_summary(std::move(latency_us))},
+          {"missed_deadlines", missed},
+          {"faults", policy.faults()},
+          {"wall_seconds", wall},
+          {"video", video_info}};
+}
+
+}  // namespace ml3
