@@ -166,7 +166,7 @@ TEST(Cli, BadCommandLinesExitWithCode2) {
 
 TEST(Cli, HelpOnEverySubcommand) {
   for (const char* args : {"--help", "envs --help", "expert --help", "demos --help", "bench envs --help", "demo --help", "train --help",
-                           "eval --help", "meta-train --help", "meta-test --help", "bench sine --help"}) {
+                           "eval --help", "meta-train --help", "meta-test --help", "compare --help", "bench sine --help"}) {
     const auto r = run_ml3(args);
     EXPECT_EQ(r.code, 0) << args;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << args << "\n" << r.out;
