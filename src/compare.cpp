@@ -100,7 +100,7 @@ struct CurvePoint {
 using SeedCurves = std::vector<std::vector<CurvePoint>>;
 
 struct Method {
-  std::string name;
+  std::string name, prefix;  // prefix: where its own keys live (methods.<name>., baselines.<name>.)
   const AlgorithmEntry* entry = nullptr;
   Config cfg;  // the training config (as ml3 train --config would read it)
   nlohmann::json inputs;  // the rule's input files, described
@@ -141,6 +141,7 @@ struct Protocol {
 Method make_method(const std::string& name, const AlgorithmEntry& entry, const Config& src, const std::string& own) {
   Method m;
   m.name = name;
+  m.prefix = own;
   m.entry = &entry;
   m.cfg = Config(algorithm_schema(entry, src.get_string("env.name")));
   for (const auto& d : m.cfg.schema().params()) {
@@ -167,8 +168,13 @@ PolicyRunPlan run_plan(const Protocol& p, int s, int updates, int episodes, int 
 // Input files checked and every rule built once (tiny batches) before any
 // work: a bad file or key fails in seconds, not after the first methods ran.
 void check_method(Method& m, const Protocol& p) {
-  if (m.entry->inputs) m.inputs = m.entry->inputs(m.cfg);
-  PolicyTrainer probe(m.cfg, *m.entry, "", run_plan(p, 0, 1, 1, 1));
+  try {
+    if (m.entry->inputs) m.inputs = m.entry->inputs(m.cfg);
+    PolicyTrainer probe(m.cfg, *m.entry, "", run_plan(p, 0, 1, 1, 1));
+  } catch (const Error& e) {
+    // The rule names its own keys (bc.demos); say whose they are.
+    throw Error("method '" + m.name + "' (keys " + m.prefix + "*): " + e.what());
+  }
 }
 
 // Trains and evaluates one method on every seed of the protocol.
@@ -371,8 +377,11 @@ nlohmann::json curves_json(const std::vector<Method>& methods, const std::vector
     xs.push_back(pt.update);
     steps.push_back(static_cast<double>(pt.update) * p.episodes * episode_steps);
   }
+  nlohmann::json order = nlohmann::json::array();
+  for (const auto& m : methods) order.push_back(m.name);
   nlohmann::json j = {{"x_label", "policy updates"},
                       {"x", xs},
+                      {"order", order},
                       {"x2_label", "environment steps"},
                       {"x2", steps},
                       {"panels", nlohmann::json::array()}};
@@ -658,7 +667,10 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
     if (!e->bind_artifact && !e->meta_test_baseline)
       throw Error("config: key 'meta_test.methods': '" + name + "' needs more than the environment; use ml3 compare");
     Method m = make_method(name, *e, cfg, "baselines." + name + ".");
-    if (e->bind_artifact) e->bind_artifact(m.cfg, loss_file, cfg);
+    if (e->bind_artifact) {
+      e->bind_artifact(m.cfg, loss_file, cfg);
+      m.prefix = "--loss and meta.";
+    }
     m.lr_source = e->bind_artifact ? "the meta-training config" : "configured (baselines." + name + ".)";
     check_method(m, p);
     methods.push_back(std::move(m));
@@ -761,7 +773,7 @@ std::string compare_markdown(const std::string& results_json) {
   }
   if (j.contains("sweep") && !j["sweep"]["methods"].empty()) {
     const auto& s = j["sweep"];
-    os << fmt::format("\n## Learning-rate sweep ({} split, {} seeds, {} updates; best mean AUC chosen)\n\n",
+    os << fmt::format("\n## Learning-rate sweep ({} split, {} seed(s), {} updates; best mean AUC chosen)\n\n",
                       s["split"].get<std::string>(), s["seeds"].get<int>(), s["updates"].get<int>());
     os << "| method | key | lr | AUC | final success % | final distance | chosen |\n| --- | --- | --- | --- | --- | --- | --- |\n";
     for (const auto& [name, m] : s["methods"].items())

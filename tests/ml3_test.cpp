@@ -388,6 +388,26 @@ TEST(Compare, TinyComparisonIsCompleteAndDeterministic) {
   EXPECT_NE(dist["ppo_from_bc"]["seeds"][0][0], dist["ppo"]["seeds"][0][0]);
   EXPECT_EQ(dist["ppo"]["seeds"][0][0], dist["reinforce"]["seeds"][0][0]);  // same initialisation
   EXPECT_EQ(curves["x2"][1].get<double>(), 2.0 * 8 * 50);                   // env steps at update 2
+  // The figures are those of the curves: AUC by trapezoids over the budget,
+  // final success the mean of the last evaluations, reach the first crossing.
+  for (size_t k = 0; k < j["methods"].size(); ++k) {
+    const auto& m = j["methods"][k];
+    const auto& seeds = curves["panels"][0]["methods"][m["name"].get<std::string>()]["seeds"];
+    const auto& x = curves["x"];
+    double final_mean = 0;
+    for (size_t s = 0; s < seeds.size(); ++s) {
+      double area = 0, reach = -1;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (reach < 0 && seeds[s][i].get<double>() >= 0.1) reach = x[i].get<double>();
+        if (i) area += 0.5 * (seeds[s][i].get<double>() + seeds[s][i - 1].get<double>()) * (x[i].get<double>() - x[i - 1].get<double>());
+      }
+      EXPECT_DOUBLE_EQ(m["per_seed"][s]["auc"].get<double>(), area / 4) << m["name"];
+      EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].is_null(), reach < 0) << m["name"];
+      if (reach >= 0) EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].get<double>(), reach) << m["name"];
+      final_mean += seeds[s].back().get<double>() / seeds.size();
+    }
+    EXPECT_DOUBLE_EQ(m["final_success_rate"].get<double>(), final_mean) << m["name"];
+  }
   // Same config, seeds and threads: the same numbers.
   EXPECT_EQ(without_paths(j), without_paths(nlohmann::json::parse(t.run("b"))));
   // --no-sweep uses the configured rate.
@@ -409,8 +429,9 @@ TEST(Compare, BadInputGetsOneClearMessage) {
             std::string::npos);
   EXPECT_NE(error({"env.name=reacher", "compare.methods=loss"}).find("a loss meta-trained for pointmass, not for reacher"),
             std::string::npos);
-  EXPECT_NE(error({"methods.bc.bc.demos=" + (t.root / "reacher.demos").string()}).find("reacher.demos: demonstrations of reacher"),
-            std::string::npos);
+  const std::string demos_error = error({"methods.bc.bc.demos=" + (t.root / "reacher.demos").string()});
+  EXPECT_NE(demos_error.find("method 'bc' (keys methods.bc.*): "), std::string::npos) << demos_error;
+  EXPECT_NE(demos_error.find("reacher.demos: demonstrations of reacher, not of pointmass"), std::string::npos);
   EXPECT_NE(error({"methods.bc.kind=bcc"}).find("methods.bc.kind': unknown algorithm 'bcc' (did you mean 'bc'"),
             std::string::npos);
   EXPECT_NE(error({"methods.ppo.optim.lrr=1"}).find("did you mean 'methods.ppo.optim.lr'"), std::string::npos);

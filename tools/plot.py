@@ -7,7 +7,7 @@ usage: python3 - curve METRICS_CSV OUT_PNG TITLE
 curve: a training run's learning curves (return, success, distance, losses)
 against environment steps. compare: several methods' curves (mean and 95%
 band over seeds, computed by ml3), from {"x_label": ..., "x": [...],
-"x2_label": ..., "x2": [...], "panels": [{"y_label": ..., "methods": {name:
+"x2_label": ..., "x2": [...], "order": [method names], "panels": [{"y_label": ..., "methods": {name:
 {"n": seeds, "mean": [...], "lo": [...], "hi": [...]}}}]}.
 """
 import csv
@@ -110,7 +110,8 @@ def compare(json_path, out_png, title):
                              squeeze=False)
     for row, (x, x_label) in enumerate(axes_x):
         for ax, panel in zip(axes[row], panels):
-            for name, m in panel["methods"].items():
+            for name in data.get("order", list(panel["methods"])):
+                m = panel["methods"][name]
                 line, = ax.plot(x, m["mean"], label=f"{name} (n={m['n']})", linewidth=1.3)
                 ax.fill_between(x, m["lo"], m["hi"], alpha=0.18, color=line.get_color(), linewidth=0)
             ax.set_xlabel(x_label)
