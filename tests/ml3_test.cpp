@@ -403,7 +403,9 @@ TEST(Compare, TinyComparisonIsCompleteAndDeterministic) {
       }
       EXPECT_DOUBLE_EQ(m["per_seed"][s]["auc"].get<double>(), area / 4) << m["name"];
       EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].is_null(), reach < 0) << m["name"];
-      if (reach >= 0) EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].get<double>(), reach) << m["name"];
+      if (reach >= 0) {
+        EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].get<double>(), reach) << m["name"];
+      }
       final_mean += seeds[s].back().get<double>() / seeds.size();
     }
     EXPECT_DOUBLE_EQ(m["final_success_rate"].get<double>(), final_mean) << m["name"];
@@ -464,6 +466,31 @@ TEST(Bc, ClonesTheExpertInAnOrdinaryRun) {
   std::getline(in, first);
   const double d0 = nlohmann::json::parse(first)["final_distance_mean"];
   EXPECT_LT(summary["final_distance_mean"].get<double>(), 0.5 * d0) << "start " << d0;
+  // Stopped and resumed (the cloner's Adam state is checkpointed): the same
+  // numbers. PPO from the clone too (the clone is rebuilt, then replaced by
+  // the checkpoint).
+  const std::vector<std::string> common = {"bc.demos=" + (root / "pm.demos").string(), "policy.hidden=16",
+                                           "train.iterations=4", "train.checkpoint_every=2",
+                                           "train.episodes_per_iteration=8", "train.eval_episodes=8", "threads=1"};
+  for (const std::string algo : {"bc", "ppo_from_bc"}) {
+    RunArgs b;
+    b.config_path = a.config_path;
+    b.quiet = true;
+    b.overrides = common;
+    b.overrides.push_back("algorithm=" + algo);
+    if (algo == "bc") b.overrides.push_back("bc.steps_per_update=5");
+    else b.overrides.insert(b.overrides.end(), {"bc.pretrain_steps=20", "pg.epochs=2", "pg.minibatches=2"});
+    b.out_dir = (root / (algo + "_full")).string();
+    run(b);
+    b.out_dir = (root / (algo + "_split")).string();
+    b.stop_after = 2;
+    run(b);
+    RunArgs r;
+    r.resume_dir = b.out_dir;
+    r.quiet = true;
+    run(r);
+    EXPECT_EQ(test::metric_rows(root / (algo + "_full")), test::metric_rows(root / (algo + "_split"))) << algo;
+  }
   a.overrides.push_back("bc.demos=");
   a.force = true;
   EXPECT_NE(error_of([&] { run(a); }).find("bc.demos' is required"), std::string::npos);
