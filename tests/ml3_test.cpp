@@ -370,7 +370,21 @@ TEST(Compare, TinyComparisonIsCompleteAndDeterministic) {
   EXPECT_EQ(kinds, (std::vector<std::string>{"learned_loss", "reinforce", "ppo", "bc", "ppo_from_bc"}));
   // The learned loss against each of the 4 baselines, in plain words.
   ASSERT_EQ(j["comparisons"].size(), 4u);
-  for (const auto& c : j["comparisons"]) EXPECT_NE(c["statement"].get<std::string>().find("loss vs "), std::string::npos);
+  for (const auto& c : j["comparisons"]) {
+    EXPECT_NE(c["statement"].get<std::string>().find("loss vs "), std::string::npos);
+    // Significant exactly when the interval excludes 0; the better method by the sign (lower distance wins).
+    for (const char* k : {"final_success_rate", "auc", "final_distance_mean"}) {
+      const auto& d = c[k];
+      const double lo = d["ci"][0], hi = d["ci"][1], diff = d["difference"];
+      EXPECT_LE(lo, diff + 1e-12) << k;
+      EXPECT_GE(hi, diff - 1e-12) << k;
+      EXPECT_EQ(d["significant"].get<bool>(), lo > 0 || hi < 0) << k;
+      if (d["significant"].get<bool>()) {
+        const bool loss_better = std::string(k) == "final_distance_mean" ? diff < 0 : diff > 0;
+        EXPECT_EQ(d["better"], loss_better ? c["method"] : c["baseline"]) << k;
+      }
+    }
+  }
   // The sweep: every rate with its AUC, the best one chosen and used.
   const auto& sw = j["sweep"]["methods"]["reinforce"];
   ASSERT_EQ(sw["runs"].size(), 2u);
