@@ -444,6 +444,25 @@ std::string peek_config_value(const std::string& yaml_path, const std::vector<st
   return value;
 }
 
+std::vector<std::string> peek_config_children(const std::string& yaml_path, const std::vector<std::string>& overrides,
+                                              const std::string& prefix) {
+  std::vector<std::string> keys, names;
+  if (!yaml_path.empty()) {
+    YAML::Node root = parse_yaml(read_file(yaml_path), yaml_path);
+    std::vector<std::pair<std::string, YAML::Node>> items;
+    flatten(root, "", yaml_path, &items);
+    for (const auto& item : items) keys.push_back(item.first);
+  }
+  for (const auto& kv : overrides) keys.push_back(kv.substr(0, kv.find('=')));
+  for (const auto& k : keys) {
+    if (k.rfind(prefix, 0) != 0) continue;
+    const std::string rest = k.substr(prefix.size());
+    const std::string name = rest.substr(0, rest.find('.'));
+    if (!name.empty() && std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  return names;
+}
+
 std::string schema_markdown(const Schema& schema) {
   std::string out = "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
   for (const auto& d : schema.params())

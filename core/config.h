@@ -94,6 +94,12 @@ class Config {
 std::string peek_config_value(const std::string& yaml_path, const std::vector<std::string>& overrides,
                               const std::string& key, const std::string& fallback);
 
+// The distinct names one level below `prefix` ("methods.") among the keys of
+// a YAML file and overrides, in order of appearance (e.g. the methods of an
+// `ml3 compare` config, whose keys depend on them).
+std::vector<std::string> peek_config_children(const std::string& yaml_path, const std::vector<std::string>& overrides,
+                                              const std::string& prefix);
+
 // Markdown table of a schema (README's config reference).
 std::string schema_markdown(const Schema& schema);
 

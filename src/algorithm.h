@@ -87,6 +87,17 @@ struct AlgorithmEntry {
   // algorithm's config (`meta` is the meta-training config). Such an entry is
   // the method under test in meta-test; the others are its baselines.
   void (*bind_artifact)(Config& c, const std::string& artifact, const Config& meta) = nullptr;
+  // Policy training: checks the rule's input files (a loss file, a
+  // demonstrations file) against the config's environment before any work,
+  // and describes them for reports ({"file", "shaped", ...}); null: none.
+  nlohmann::json (*inputs)(const Config& c) = nullptr;
+  // Policy training: a baseline of `ml3 meta-test` (baselines.<name>.*).
+  // Rules that need more than the environment (bc: a demonstrations file)
+  // are compared in `ml3 compare` only.
+  bool meta_test_baseline = true;
+  // The config key of the rule's learning rate (what `ml3 compare` sweeps;
+  // empty: none).
+  std::string lr_key;
   // Extra checks of a loaded config (e.g. combinations of keys); `source`
   // names the file for the message.
   void (*check)(const Config& c, const std::string& source) = nullptr;

@@ -97,7 +97,7 @@ PolicyTrainer::PolicyTrainer(const Config& c, const AlgorithmEntry& entry, const
   update_ = entry.make_update(c, prefix, models_);
   pp_ = models_.policy.init(mix_seed(plan.seed, 11));
   vp_ = models_.value_net.init(mix_seed(plan.seed, 12));
-  update_->init(pp_, vp_);
+  update_->init(pp_, vp_, mix_seed(plan.seed, 13));
 }
 
 std::string PolicyTrainer::label() const { return "train " + env_name_ + " " + name_; }
@@ -220,7 +220,7 @@ Algorithm::Plot PolicyTrainer::plot() const {
 ActorCriticUpdate::ActorCriticUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
     : optim_(read<OptimSection>(c, prefix + "optim.")), pg_(read<PgSection>(c, prefix + "pg.")), models_(m) {}
 
-void ActorCriticUpdate::init(const Params& policy, const Params& value) {
+void ActorCriticUpdate::init(Params& policy, Params& value, uint64_t) {
   policy_adam_ = Adam(policy, optim_.adam_eps);
   value_adam_ = Adam(value, optim_.adam_eps);
 }

@@ -33,8 +33,10 @@ struct UpdateStats {
 class PolicyUpdate {
  public:
   virtual ~PolicyUpdate() = default;
-  // Optimiser state for these parameters.
-  virtual void init(const Params& policy, const Params& value) = 0;
+  // Optimiser state for these parameters. A rule may also set the starting
+  // policy (ppo_from_bc: the behaviour clone of its demonstrations); `seed`
+  // seeds whatever randomness that takes.
+  virtual void init(Params& policy, Params& value, uint64_t seed) = 0;
   // Discount of the returns; GAE lambda when the rule uses values and
   // advantages (negative: it does not, and the value network is not run).
   virtual double gamma() const = 0;
@@ -110,7 +112,7 @@ class PolicyTrainer : public Algorithm {
 class ActorCriticUpdate : public PolicyUpdate {
  public:
   ActorCriticUpdate(const Config& c, const std::string& prefix, const PolicyModels& m);
-  void init(const Params& policy, const Params& value) override;
+  void init(Params& policy, Params& value, uint64_t seed) override;
   double gamma() const override { return pg_.gamma; }
   double gae_lambda() const override { return pg_.gae_lambda; }
   double lr() const override { return optim_.lr; }

@@ -7,6 +7,8 @@ namespace ml3 {
 AlgorithmEntry ppo_algorithm();
 AlgorithmEntry reinforce_algorithm();
 AlgorithmEntry learned_loss_algorithm();
+AlgorithmEntry bc_algorithm();
+AlgorithmEntry ppo_from_bc_algorithm();
 AlgorithmEntry ml3_algorithm();
 AlgorithmEntry sine_algorithm();
 
@@ -15,6 +17,8 @@ const std::vector<AlgorithmEntry>& algorithm_registry() {
       ppo_algorithm(),           // ml3 train
       reinforce_algorithm(),     // ml3 train
       learned_loss_algorithm(),  // ml3 train --loss FILE
+      bc_algorithm(),            // ml3 train: behaviour cloning of a demonstrations file
+      ppo_from_bc_algorithm(),   // ml3 train: PPO started from that clone
       ml3_algorithm(),           // ml3 meta-train: a loss for policies
       sine_algorithm(),          // ml3 meta-train: the paper's sine regression testbed
   };

@@ -234,23 +234,32 @@ struct ShapingSection {
   }
 };
 
-// meta_test.*: comparing a learned loss with the baselines.
-struct MetaTestSection {
+// The protocol methods are compared with (meta_test.*, compare.*): seeds,
+// update budget, evaluation.
+struct ComparisonProtocol {
   int updates = 200;
   int seeds = 3;
   int eval_every = 10;
   int eval_episodes = 100;
   int eval_seed = 0;
-  double success_target = 0.8;
-  std::string methods = "learned_loss,reinforce,ppo";
-  int loss_steps = 0;
   template <class F>
-  void fields(F& f) {
+  void protocol_fields(F& f) {
     f("updates", updates, "policy updates per method and seed (one batch each)");
     f("seeds", seeds, "policy seeds per method");
     f("eval_every", eval_every, "evaluate every K updates (deterministic policy)");
     f("eval_episodes", eval_episodes, "goals per evaluation");
     f("eval_seed", eval_seed, "seed of the evaluation goals", Bounds::at_least(0));
+  }
+};
+
+// meta_test.*: comparing a learned loss with the baselines.
+struct MetaTestSection : ComparisonProtocol {
+  double success_target = 0.8;
+  std::string methods = "learned_loss,reinforce,ppo";
+  int loss_steps = 0;
+  template <class F>
+  void fields(F& f) {
+    protocol_fields(f);
     f("success_target", success_target, "success rate whose first crossing is reported", Bounds::in(0.0, 1.0));
     f("methods", methods,
       "methods compared, comma-separated: learned_loss (the loss under test) and any policy-training "

@@ -152,6 +152,35 @@ TEST(Cli, DemosRecordsTheExpertRefusesToOverwriteAndChecks) {
   }
 }
 
+// ml3 compare end to end: --json prints one object with the documented keys;
+// the output folder is not overwritten without --force; bad input: exit 1
+// with the file named, bad flags: exit 2.
+TEST(Cli, CompareJsonAndErrors) {
+  const auto root = test::temp_dir("cli_compare");
+  test::write_file(root / "c.yaml",
+                   "env: {name: pointmass}\npolicy: {hidden: [8]}\nvalue: {hidden: [8]}\n"
+                   "compare: {seeds: 2, updates: 2, episodes_per_update: 4, eval_every: 1, eval_episodes: 4}\n"
+                   "methods:\n  reinforce: {kind: reinforce, pg: {epochs: 1, minibatches: 1}}\n"
+                   "  ppo: {kind: ppo, pg: {epochs: 1, minibatches: 1}}\n");
+  const std::string base = "compare --quiet --config " + (root / "c.yaml").string() + " --out " + (root / "out").string();
+  auto r = run_ml3(base + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  for (const char* k : {"env", "split", "threshold", "updates", "methods"}) EXPECT_TRUE(j.contains(k)) << k;
+  ASSERT_EQ(j["methods"].size(), 2u);
+  for (const char* k : {"name", "kind", "shaped", "final_success_rate", "final_distance_mean", "updates_to_threshold",
+                        "seeds_reaching_threshold", "auc", "ci"})
+    EXPECT_TRUE(j["methods"][1].contains(k)) << k;
+  EXPECT_EQ(run_ml3(base).code, 1);  // exists
+  r = run_ml3(base + " --force");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("| method | kind |"), std::string::npos) << r.out;
+  r = run_ml3(base + " --force methods.ll.kind=learned_loss methods.ll.learned_loss.file=" + (root / "no.ml3").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.out.find("no.ml3"), std::string::npos) << r.out;
+  EXPECT_EQ(run_ml3(base + " --split val").code, 2);
+}
+
 TEST(Cli, BadCommandLinesExitWithCode2) {
   for (const char* args : {"expert --env reacher --bogus", "expert --env reacher --episodes zero",
                            "expert --env reacher --split val", "nosuchcommand", "bench"}) {
@@ -166,7 +195,7 @@ TEST(Cli, BadCommandLinesExitWithCode2) {
 
 TEST(Cli, HelpOnEverySubcommand) {
   for (const char* args : {"--help", "envs --help", "expert --help", "demos --help", "bench envs --help", "demo --help", "train --help",
-                           "eval --help", "meta-train --help", "meta-test --help", "bench sine --help"}) {
+                           "eval --help", "meta-train --help", "meta-test --help", "compare --help", "bench sine --help"}) {
     const auto r = run_ml3(args);
     EXPECT_EQ(r.code, 0) << args;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << args << "\n" << r.out;

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "envs/demos.h"
 #include "src/algorithm.h"
+#include "src/compare.h"
 #include "src/meta_test.h"
 #include "src/ml3_core.h"
 #include "test_util.h"
@@ -298,6 +299,248 @@ TEST(MetaTest, ComparesMethodsAndWritesCurves) {
   t.overrides = {"env.name=reacher"};
   t.force = true;
   EXPECT_NE(error_of([&] { run_meta_test(t); }).find("meta-trained for"), std::string::npos);
+}
+
+// ml3 compare on a tiny pointmass protocol: a learned loss (meta-trained with
+// 16-unit policies, compared on 8x8 ones), REINFORCE (learning rate swept),
+// PPO, behaviour cloning and PPO from the clone; seconds.
+struct TinyCompare {
+  fs::path root;
+  std::string config;
+  explicit TinyCompare(const std::string& tag) : root(test::temp_dir(tag)) {
+    tiny_loss(root);
+    Config env_opts(find_env("pointmass").schema);
+    save_demos((root / "pm.demos").string(), record_demos("pointmass", env_opts, Split::Train, 6, 0, 1));
+    save_demos((root / "reacher.demos").string(),
+               record_demos("reacher", Config(find_env("reacher").schema), Split::Train, 2, 0, 1));
+    const std::string loss = (root / "mt" / "loss.ml3").string(), demos = (root / "pm.demos").string();
+    test::write_file(root / "cmp.yaml",
+                     "env: {name: pointmass}\n"
+                     "policy: {hidden: [8, 8]}\n"
+                     "value: {hidden: [8]}\n"
+                     "compare: {seeds: 2, updates: 4, episodes_per_update: 8, eval_every: 2, eval_episodes: 8, "
+                     "threshold: 0.1}\n"
+                     "sweep: {seeds: 1, updates: 2}\n"
+                     "methods:\n"
+                     "  loss: {kind: learned_loss, learned_loss: {file: " + loss + "}}\n"
+                     "  reinforce: {kind: reinforce, sweep_lrs: \"1e-3,1e-2\", pg: {epochs: 2, minibatches: 2}}\n"
+                     "  ppo: {kind: ppo, pg: {epochs: 2, minibatches: 2}}\n"
+                     "  bc: {kind: bc, bc: {demos: " + demos + ", steps_per_update: 2, batch_rows: 16}}\n"
+                     "  ppo_from_bc: {kind: ppo_from_bc, bc: {demos: " + demos +
+                         ", pretrain_steps: 20, batch_rows: 16, lr: 0.01}, pg: {epochs: 2, minibatches: 2}}\n");
+    config = (root / "cmp.yaml").string();
+  }
+  std::string run(const std::string& out, const std::vector<std::string>& overrides = {}) const {
+    CompareArgs a;
+    a.config_path = config;
+    a.overrides = overrides;
+    a.out_dir = (root / out).string();
+    a.quiet = true;
+    return run_compare(a);
+  }
+};
+
+nlohmann::json without_paths(nlohmann::json j) {
+  j.erase("plot");
+  return j;
+}
+
+TEST(Compare, TinyComparisonIsCompleteAndDeterministic) {
+  const TinyCompare t("compare");
+  const auto j = nlohmann::json::parse(t.run("a"));
+  for (const char* k : {"env", "split", "threshold", "updates", "methods", "comparisons", "sweep"})
+    EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["env"], "pointmass");
+  EXPECT_EQ(j["split"], "test");
+  EXPECT_EQ(j["updates"], 4);
+  ASSERT_EQ(j["methods"].size(), 5u);
+  std::vector<std::string> kinds;
+  for (const auto& m : j["methods"]) {
+    kinds.push_back(m["kind"]);
+    EXPECT_EQ(m["shaped"], false);
+    for (const char* k : {"final_success_rate", "final_distance_mean", "updates_to_threshold",
+                          "seeds_reaching_threshold", "auc"}) {
+      EXPECT_TRUE(m.contains(k)) << k;
+      ASSERT_TRUE(m["ci"].contains(k)) << k;
+      EXPECT_EQ(m["ci"][k].size(), 2u) << k;
+    }
+    EXPECT_LE(m["ci"]["auc"][0].get<double>(), m["auc"].get<double>());
+    EXPECT_GE(m["ci"]["auc"][1].get<double>(), m["auc"].get<double>());
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"learned_loss", "reinforce", "ppo", "bc", "ppo_from_bc"}));
+  // The learned loss against each of the 4 baselines, in plain words.
+  ASSERT_EQ(j["comparisons"].size(), 4u);
+  for (const auto& c : j["comparisons"]) {
+    EXPECT_NE(c["statement"].get<std::string>().find("loss vs "), std::string::npos);
+    // Significant exactly when the interval excludes 0; the better method by the sign (lower distance wins).
+    for (const char* k : {"final_success_rate", "auc", "final_distance_mean"}) {
+      const auto& d = c[k];
+      const double lo = d["ci"][0], hi = d["ci"][1], diff = d["difference"];
+      EXPECT_LE(lo, diff + 1e-12) << k;
+      EXPECT_GE(hi, diff - 1e-12) << k;
+      EXPECT_EQ(d["significant"].get<bool>(), lo > 0 || hi < 0) << k;
+      if (d["significant"].get<bool>()) {
+        const bool loss_better = std::string(k) == "final_distance_mean" ? diff < 0 : diff > 0;
+        EXPECT_EQ(d["better"], loss_better ? c["method"] : c["baseline"]) << k;
+      }
+    }
+  }
+  // The sweep: every rate with its AUC, the best one chosen and used.
+  const auto& sw = j["sweep"]["methods"]["reinforce"];
+  ASSERT_EQ(sw["runs"].size(), 2u);
+  EXPECT_EQ(sw["chosen_lr"].get<double>(), j["methods"][1]["lr"].get<double>());
+  EXPECT_NE(j["methods"][1]["lr_source"].get<std::string>().find("sweep"), std::string::npos);
+  EXPECT_FALSE(j["sweep"]["methods"].contains("ppo"));  // no sweep_lrs: the configured rate
+  for (const char* f : {"config.yaml", "results.json", "results.md", "curves.json", "curves.png"})
+    EXPECT_TRUE(fs::exists(t.root / "a" / f)) << f;
+  const std::string md = test::read_text(t.root / "a" / "results.md");
+  for (const char* s : {"| method | kind |", "significant", "Learning-rate sweep", "coarse"})
+    EXPECT_NE(md.find(s), std::string::npos) << s << "\n" << md;
+  // PPO from the clone starts from the clone: its update-0 policy is not PPO's.
+  const auto curves = nlohmann::json::parse(test::read_text(t.root / "a" / "curves.json"));
+  const auto& dist = curves["panels"][1]["methods"];
+  EXPECT_NE(dist["ppo_from_bc"]["seeds"][0][0], dist["ppo"]["seeds"][0][0]);
+  EXPECT_EQ(dist["ppo"]["seeds"][0][0], dist["reinforce"]["seeds"][0][0]);  // same initialisation
+  EXPECT_EQ(curves["x2"][1].get<double>(), 2.0 * 8 * 50);                   // env steps at update 2
+  // The figures are those of the curves: AUC by trapezoids over the budget,
+  // final success the mean of the last evaluations, reach the first crossing.
+  for (size_t k = 0; k < j["methods"].size(); ++k) {
+    const auto& m = j["methods"][k];
+    const auto& seeds = curves["panels"][0]["methods"][m["name"].get<std::string>()]["seeds"];
+    const auto& x = curves["x"];
+    double final_mean = 0;
+    for (size_t s = 0; s < seeds.size(); ++s) {
+      double area = 0, reach = -1;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (reach < 0 && seeds[s][i].get<double>() >= 0.1) reach = x[i].get<double>();
+        if (i) area += 0.5 * (seeds[s][i].get<double>() + seeds[s][i - 1].get<double>()) * (x[i].get<double>() - x[i - 1].get<double>());
+      }
+      EXPECT_DOUBLE_EQ(m["per_seed"][s]["auc"].get<double>(), area / 4) << m["name"];
+      EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].is_null(), reach < 0) << m["name"];
+      if (reach >= 0) {
+        EXPECT_EQ(m["per_seed"][s]["updates_to_threshold"].get<double>(), reach) << m["name"];
+      }
+      final_mean += seeds[s].back().get<double>() / seeds.size();
+    }
+    EXPECT_DOUBLE_EQ(m["final_success_rate"].get<double>(), final_mean) << m["name"];
+  }
+  // Same config, seeds and threads: the same numbers.
+  EXPECT_EQ(without_paths(j), without_paths(nlohmann::json::parse(t.run("b"))));
+  // --no-sweep uses the configured rate.
+  CompareArgs a;
+  a.config_path = t.config;
+  a.overrides = {"compare.methods=reinforce"};
+  a.out_dir = (t.root / "c").string();
+  a.quiet = a.no_sweep = true;
+  const auto c = nlohmann::json::parse(run_compare(a));
+  EXPECT_EQ(c["methods"][0]["lr"].get<double>(), 3e-4);
+  EXPECT_TRUE(c["sweep"]["methods"].empty());
+  EXPECT_TRUE(c["comparisons"].empty());
+}
+
+TEST(Compare, BadInputGetsOneClearMessage) {
+  const TinyCompare t("compare_bad");
+  auto error = [&](const std::vector<std::string>& o) { return error_of([&] { t.run("bad", o); }); };
+  EXPECT_NE(error({"methods.loss.learned_loss.file=" + (t.root / "none.ml3").string()}).find("none.ml3"),
+            std::string::npos);
+  EXPECT_NE(error({"env.name=reacher", "compare.methods=loss"}).find("a loss meta-trained for pointmass, not for reacher"),
+            std::string::npos);
+  const std::string demos_error = error({"methods.bc.bc.demos=" + (t.root / "reacher.demos").string()});
+  EXPECT_NE(demos_error.find("method 'bc' (keys methods.bc.*): "), std::string::npos) << demos_error;
+  EXPECT_NE(demos_error.find("reacher.demos: demonstrations of reacher, not of pointmass"), std::string::npos);
+  EXPECT_NE(error({"methods.bc.kind=bcc"}).find("methods.bc.kind': unknown algorithm 'bcc' (did you mean 'bc'"),
+            std::string::npos);
+  EXPECT_NE(error({"methods.ppo.optim.lrr=1"}).find("did you mean 'methods.ppo.optim.lr'"), std::string::npos);
+  EXPECT_NE(error({"compare.methods=ppo,nope"}).find("no method 'nope'"), std::string::npos);
+  EXPECT_NE(error({"methods.ppo.sweep_lrs=1e-3,fast"}).find("'fast' is not a positive learning rate"), std::string::npos);
+  EXPECT_NE(error({"methods.x.optim.lr=1"}).find("methods.x.kind' is required"), std::string::npos);
+  EXPECT_NE(error({"methods.loss.learned_loss.optimizer=adam"}).find("meta-trained through the sgd inner optimiser"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(t.root / "bad"));  // nothing written
+}
+
+// Behaviour cloning as an ordinary ml3 train run: the clone of the scripted
+// expert ends much closer to the goals than the initial policy.
+TEST(Bc, ClonesTheExpertInAnOrdinaryRun) {
+  const auto root = test::temp_dir("bc");
+  save_demos((root / "pm.demos").string(),
+             record_demos("pointmass", Config(find_env("pointmass").schema), Split::Train, 40, 0, 1));
+  test::write_file(root / "bc.yaml", "algorithm: bc\nenv:\n  name: pointmass\n");
+  RunArgs a;
+  a.config_path = (root / "bc.yaml").string();
+  a.overrides = {"bc.demos=" + (root / "pm.demos").string(), "bc.steps_per_update=40", "bc.lr=3e-3",
+                 "policy.hidden=32,32", "train.iterations=8", "train.episodes_per_iteration=8",
+                 "train.eval_every=8", "train.eval_episodes=16", "threads=1"};
+  a.quiet = true;
+  a.out_dir = (root / "run").string();
+  const auto summary = nlohmann::json::parse(run(a).summary);
+  EXPECT_EQ(summary["policy_updates"], 8 * 40);
+  std::ifstream in(root / "run" / "metrics.jsonl");
+  std::string first;
+  std::getline(in, first);
+  const double d0 = nlohmann::json::parse(first)["final_distance_mean"];
+  EXPECT_LT(summary["final_distance_mean"].get<double>(), 0.5 * d0) << "start " << d0;
+  // Stopped and resumed (the cloner's Adam state is checkpointed): the same
+  // numbers. PPO from the clone too (the clone is rebuilt, then replaced by
+  // the checkpoint).
+  const std::vector<std::string> common = {"bc.demos=" + (root / "pm.demos").string(), "policy.hidden=16",
+                                           "train.iterations=4", "train.checkpoint_every=2",
+                                           "train.episodes_per_iteration=8", "train.eval_episodes=8", "threads=1"};
+  for (const std::string algo : {"bc", "ppo_from_bc"}) {
+    RunArgs b;
+    b.config_path = a.config_path;
+    b.quiet = true;
+    b.overrides = common;
+    b.overrides.push_back("algorithm=" + algo);
+    if (algo == "bc") b.overrides.push_back("bc.steps_per_update=5");
+    else b.overrides.insert(b.overrides.end(), {"bc.pretrain_steps=20", "pg.epochs=2", "pg.minibatches=2"});
+    b.out_dir = (root / (algo + "_full")).string();
+    run(b);
+    b.out_dir = (root / (algo + "_split")).string();
+    b.stop_after = 2;
+    run(b);
+    RunArgs r;
+    r.resume_dir = b.out_dir;
+    r.quiet = true;
+    run(r);
+    EXPECT_EQ(test::metric_rows(root / (algo + "_full")), test::metric_rows(root / (algo + "_split"))) << algo;
+  }
+  a.overrides.push_back("bc.demos=");
+  a.force = true;
+  EXPECT_NE(error_of([&] { run(a); }).find("bc.demos' is required"), std::string::npos);
+}
+
+TEST(CompareConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
+  for (const char* name : {"reacher_compare", "pusher_compare"}) {
+    const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    const Config c = load_compare_config(path, {});
+    const std::string text = test::read_text(path);
+    for (const auto& d : c.schema().params())
+      EXPECT_NE(text.find(d.key.substr(d.key.rfind('.') + 1) + ":"), std::string::npos) << name << " lacks " << d.key;
+    std::set<std::string> kinds;
+    for (const auto& [k, v] : c.values())
+      if (k.size() > 5 && k.compare(k.size() - 5, 5, ".kind") == 0) kinds.insert(v);
+    EXPECT_EQ(kinds, (std::set<std::string>{"learned_loss", "reinforce", "ppo", "bc", "ppo_from_bc"})) << name;
+  }
+}
+
+// The README documents every key of ml3 compare: its own sections, the
+// methods.<name>. keys, and each kind's sections (the ml3 train tables).
+TEST(CompareConfig, ReadmeDocumentsEveryKey) {
+  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md");
+  std::vector<std::pair<std::string, std::string>> methods;
+  for (const auto& e : algorithm_registry())
+    if (e.command == Command::Train) methods.emplace_back("m_" + e.name, e.name);
+  const Schema schema = compare_schema("reacher", methods);
+  for (const auto& d : schema.params()) {
+    std::string key = d.key;
+    if (key.rfind("env.", 0) == 0 && key != "env.name") key = key.substr(4);
+    if (key.rfind("methods.", 0) == 0) {
+      const std::string rest = key.substr(key.find('.', 8) + 1);
+      key = rest.find('.') == std::string::npos ? "methods.<name>." + rest : rest;
+    }
+    EXPECT_NE(readme.find("`" + key + "`"), std::string::npos) << d.key;
+  }
 }
 
 // `ml3 train --loss FILE`: a learned loss trains a policy as an ordinary run

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "src/algorithm.h"
+#include "src/compare.h"
 #include "tools/commands.h"
 
 namespace ml3 {
@@ -107,6 +108,35 @@ void register_train_commands(CLI::App& app) {
                     : out;
     const std::string r = e.meta_test(loss, cfg, split, dir, force, quiet);
     std::cout << (json || !e.meta_test_table ? r + "\n" : e.meta_test_table(r));
+  });
+
+  static CompareArgs ca;
+  static bool compare_json = false;
+  auto* cmp = app.add_subcommand(
+      "compare",
+      "Compare learned losses and baselines (REINFORCE, PPO, behaviour cloning, PPO from the clone) on one protocol: "
+      "learning rates swept on the train split, curves with 95% bands, a table with bootstrap intervals");
+  cmp->add_option("--config", ca.config_path, "YAML compare config (configs/*_compare.yaml)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmp->add_option("--split", ca.split, "Goal split (default: the config's compare.split)")
+      ->check(CLI::IsMember({"test", "ood"}));
+  cmp->add_option("--out", ca.out_dir, "Output folder (default runs/<config name>, runs/<config name>_<split> with --split)");
+  cmp->add_flag("--force", ca.force, "Replace an existing output folder");
+  cmp->add_flag("--quiet", ca.quiet, "No progress line");
+  cmp->add_flag("--json", compare_json, "Print the results JSON instead of the Markdown table");
+  cmp->add_flag("--no-sweep", ca.no_sweep, "Use the configured learning rates (sweep.enabled=false)");
+  auto* cmp_schema = cmp->add_flag("--print-schema", "Print every config key of this config's methods (Markdown) and exit");
+  auto* cmp_print = cmp->add_flag("--print-config", "Print the resolved config (file + overrides) and exit");
+  cmp->add_option("overrides", ca.overrides, "key=value overrides, e.g. compare.seeds=5 policy.hidden=64,64");
+  cmp->callback([cmp_schema, cmp_print] {
+    if (*cmp_schema || *cmp_print) {
+      const Config c = load_compare_config(ca.config_path, ca.overrides);
+      std::cout << (*cmp_schema ? schema_markdown(c.schema()) : c.to_yaml());
+      return;
+    }
+    const std::string r = run_compare(ca);
+    std::cout << (compare_json ? nlohmann::json::parse(r).dump() + "\n" : compare_markdown(r));
   });
 }
 

@@ -8,7 +8,7 @@ namespace ml3 {
 
 // Adds the environment commands: envs, expert, bench envs, demo.
 void register_env_commands(CLI::App& app);
-// Adds the learning commands: train, eval, meta-train, meta-test.
+// Adds the learning commands: train, eval, meta-train, meta-test, compare.
 void register_train_commands(CLI::App& app);
 // Adds bench sine and bench deploy.
 void register_meta_commands(CLI::App& app);

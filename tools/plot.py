@@ -5,9 +5,10 @@ usage: python3 - curve METRICS_CSV OUT_PNG TITLE
        python3 - compare DATA_JSON OUT_PNG TITLE
 
 curve: a training run's learning curves (return, success, distance, losses)
-against environment steps. compare: several methods' curves (mean and
-min-max band over seeds), from {"x_label": ..., "panels": [{"y_label": ...,
-"methods": {name: [[y per x] per seed]}, "x": [...]}]}.
+against environment steps. compare: several methods' curves (mean and 95%
+band over seeds, computed by ml3), from {"x_label": ..., "x": [...],
+"x2_label": ..., "x2": [...], "order": [method names], "panels": [{"y_label": ..., "methods": {name:
+{"n": seeds, "mean": [...], "lo": [...], "hi": [...]}}}]}.
 """
 import csv
 import json
@@ -97,23 +98,26 @@ def sine(csv_path, out_png, title):
 
 
 def compare(json_path, out_png, title):
+    """Mean and 95% band per method; one row vs policy updates and, when the
+    data has "x2" (environment steps), a second row against it."""
     with open(json_path) as f:
         data = json.load(f)
     panels = data["panels"]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        x = panel["x"]
-        for name, seeds in panel["methods"].items():
-            cols = list(zip(*seeds))
-            mean = [sum(c) / len(c) for c in cols]
-            lo = [min(c) for c in cols]
-            hi = [max(c) for c in cols]
-            line, = ax.plot(x, mean, label=f"{name} (n={len(seeds)})")
-            ax.fill_between(x, lo, hi, alpha=0.2, color=line.get_color())
-        ax.set_xlabel(data.get("x_label", "policy updates"))
-        ax.set_ylabel(panel["y_label"])
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    axes_x = [(data["x"], data.get("x_label", "policy updates"))]
+    if "x2" in data:
+        axes_x.append((data["x2"], data.get("x2_label", "environment steps")))
+    fig, axes = plt.subplots(len(axes_x), len(panels), figsize=(6.5 * len(panels), 4.2 * len(axes_x)),
+                             squeeze=False)
+    for row, (x, x_label) in enumerate(axes_x):
+        for ax, panel in zip(axes[row], panels):
+            for name in data.get("order", list(panel["methods"])):
+                m = panel["methods"][name]
+                line, = ax.plot(x, m["mean"], label=f"{name} (n={m['n']})", linewidth=1.3)
+                ax.fill_between(x, m["lo"], m["hi"], alpha=0.18, color=line.get_color(), linewidth=0)
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(panel["y_label"])
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)

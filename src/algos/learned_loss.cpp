@@ -45,7 +45,7 @@ class LearnedLossUpdate : public PolicyUpdate {
     loss_ = LearnedLoss::load(cfg_.file, &phi_);
     loss_.check_dims(m.spec.obs_dim, m.spec.act_dim, m.spec.goal_dim, cfg_.file);
   }
-  void init(const Params&, const Params&) override {}
+  void init(Params&, Params&, uint64_t) override {}
   double gamma() const override { return cfg_.gamma; }
   double lr() const override { return cfg_.lr; }
   int64_t policy_steps() const override { return steps_; }
@@ -113,11 +113,34 @@ class LearnedLossUpdate : public PolicyUpdate {
 AlgorithmEntry learned_loss_algorithm() {
   AlgorithmEntry e;
   e.name = "learned_loss";
+  e.lr_key = "learned_loss.lr";
   e.command = Command::Train;
   e.description = "a learned loss from ml3 meta-train (learned_loss.file), applied as it was meta-trained";
   e.declare = [](Schema& s, const std::string& prefix) { declare<LearnedLossSection>(s, prefix + "learned_loss."); };
   e.make_update = [](const Config& c, const std::string& prefix, const PolicyModels& m) -> std::unique_ptr<PolicyUpdate> {
     return std::make_unique<LearnedLossUpdate>(c, prefix, m);
+  };
+  // The loss file: meta-trained for this environment and applied with the
+  // inner optimiser it was meta-trained through.
+  e.inputs = [](const Config& c) -> nlohmann::json {
+    const auto l = read<LearnedLossSection>(c, "learned_loss.");
+    if (l.file.empty()) throw Error("config: key 'learned_loss.file' is required (the loss.ml3 of ml3 meta-train)");
+    nlohmann::json meta;
+    LearnedLoss::load(l.file, nullptr, &meta);
+    const std::string env = c.get_string("env.name"), trained = meta.value("env", env);
+    if (trained != env)
+      throw Error(l.file + ": a loss meta-trained for " + trained + ", not for " + env + " (key 'learned_loss.file')");
+    if (meta.contains("inner_optimizer") && meta["inner_optimizer"] != l.optimizer)
+      throw Error(l.file + ": meta-trained through the " + meta["inner_optimizer"].get<std::string>() +
+                  " inner optimiser; key 'learned_loss.optimizer' says " + l.optimizer);
+    // The steps per batch may differ from meta-training's (meta_test.loss_steps):
+    // more steps of the same optimiser; both are recorded.
+    return {{"file", l.file},
+            {"shaped", meta.value("shaped", false)},
+            {"steps_per_batch", l.steps},
+            {"meta_trained_steps_per_batch", meta.value("steps_per_batch", nlohmann::json())},
+            {"meta_trained_on", trained},
+            {"meta_iteration", meta.value("meta_iteration", nlohmann::json())}};
   };
   // In meta-test: the loss under test, applied as it was meta-trained.
   e.bind_artifact = [](Config& c, const std::string& file, const Config& meta) {

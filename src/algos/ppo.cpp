@@ -35,6 +35,7 @@ class PpoUpdate : public ActorCriticUpdate {
 AlgorithmEntry ppo_algorithm() {
   AlgorithmEntry e;
   e.name = "ppo";
+  e.lr_key = "optim.lr";
   e.command = Command::Train;
   e.description = "PPO: clipped surrogate, GAE, value network, minibatch epochs (Schulman et al. 2017)";
   e.declare = [](Schema& s, const std::string& prefix) {

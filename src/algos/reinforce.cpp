@@ -34,6 +34,7 @@ class ReinforceUpdate : public ActorCriticUpdate {
 AlgorithmEntry reinforce_algorithm() {
   AlgorithmEntry e;
   e.name = "reinforce";
+  e.lr_key = "optim.lr";
   e.command = Command::Train;
   e.description = "REINFORCE with a learned value baseline (Williams 1992)";
   e.declare = [](Schema& s, const std::string& prefix) {
