@@ -763,7 +763,7 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
 }
 
 TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
-  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long", "reacher_ml3_shaped", "pusher_ml3_shaped"}) {
+  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long", "reacher_ml3_shaped", "pusher_ml3_shaped", "reacher_ml3_expert", "pusher_ml3_expert"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_config(Command::MetaTrain, path, {});
     const std::string text = test::read_text(path);
