@@ -52,8 +52,8 @@ runtime::PolicyData policy_from_checkpoint(const Archive& a) {
   const auto& meta = a.meta();
   const std::string algorithm = meta.value("algorithm", std::string("?"));
   if (!a.has("policy/0") || !a.has("norm/state") || !meta.contains("env") || !meta.contains("config"))
-    throw Error(fmt::format("{}: a checkpoint of algorithm '{}' without a policy and its normaliser; export needs a "
-                            "checkpoint of ml3 train (ppo, reinforce, learned_loss)",
+    throw Error(fmt::format("{}: a checkpoint of algorithm '{}' without a policy and its normaliser; export and render "
+                            "need a checkpoint of ml3 train (ppo, reinforce, learned_loss)",
                             path, algorithm));
   const std::string env_name = meta.at("env").get<std::string>();
   // The stored config's env.* and policy.* sections (the rest belongs to the

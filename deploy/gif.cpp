@@ -1,11 +1,16 @@
-// GifWriter: a small GIF89a encoder. Pixels map to a 6x6x6 colour cube; the
-// image data is LZW-compressed with growing code widths (9..12 bits, a clear
-// code when the table is full), as every GIF decoder expects.
+// Image encoders of the renderer. GifWriter: a small GIF89a encoder; pixels
+// map to a 6x6x6 colour cube; the image data is LZW-compressed with growing
+// code widths (9..12 bits, a clear code when the table is full), as every GIF
+// decoder expects. png_bytes / FrameStrip: true-colour PNG through zlib.
+#include <zlib.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
 
+#include "core/archive.h"
+#include "core/error.h"
 #include "deploy/render.h"
 
 namespace ml3 {
@@ -52,7 +57,64 @@ class BitWriter {
   int nbits_ = 0;
 };
 
+void put32be(std::string& s, uint32_t v) {
+  for (int k = 3; k >= 0; --k) s += static_cast<char>((v >> (8 * k)) & 0xff);
+}
+
+// A PNG chunk: length, type, data, CRC-32 of type and data.
+void png_chunk(std::string& out, const char* type, const std::string& data) {
+  put32be(out, static_cast<uint32_t>(data.size()));
+  const std::string body = std::string(type, 4) + data;
+  out += body;
+  put32be(out, static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size())));
+}
+
 }  // namespace
+
+std::string png_bytes(const unsigned char* rgb, int width, int height) {
+  if (width <= 0 || height <= 0) throw Error("png: an image needs a positive width and height");
+  // Scanlines, each behind filter type 0 (none).
+  const size_t row = static_cast<size_t>(width) * 3;
+  std::string raw;
+  raw.reserve((row + 1) * height);
+  for (int y = 0; y < height; ++y) {
+    raw += '\0';
+    raw.append(reinterpret_cast<const char*>(rgb + y * row), row);
+  }
+  uLongf packed_size = compressBound(raw.size());
+  std::string packed(packed_size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
+                raw.size(), 6) != Z_OK)
+    throw Error("png: zlib could not compress the image");
+  packed.resize(packed_size);
+  std::string ihdr;
+  put32be(ihdr, static_cast<uint32_t>(width));
+  put32be(ihdr, static_cast<uint32_t>(height));
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bits, RGB, deflate, adaptive filters, no interlace
+  std::string out = "\x89PNG\r\n\x1a\n";
+  png_chunk(out, "IHDR", ihdr);
+  png_chunk(out, "IDAT", packed);
+  png_chunk(out, "IEND", "");
+  return out;
+}
+
+void FrameStrip::add(const unsigned char* rgb) {
+  frames_.insert(frames_.end(), rgb, rgb + static_cast<size_t>(w_) * h_ * 3);
+  ++n_;
+}
+
+size_t FrameStrip::save(const std::string& path) const {
+  if (n_ == 0) throw Error(path + ": no frames for the strip");
+  // Frame f's row y becomes columns [f * w, (f + 1) * w) of the strip's row y.
+  const size_t row = static_cast<size_t>(w_) * 3, frame = row * h_;
+  std::vector<unsigned char> image(frame * n_);
+  for (int y = 0; y < h_; ++y)
+    for (int f = 0; f < n_; ++f)
+      std::copy_n(&frames_[f * frame + y * row], row, &image[(static_cast<size_t>(y) * n_ + f) * row]);
+  const std::string bytes = png_bytes(image.data(), w_ * n_, h_);
+  write_file_atomic(path, bytes);
+  return bytes.size();
+}
 
 GifWriter::GifWriter(int width, int height, double fps)
     : w_(width), h_(height), delay_cs_(std::max(2, static_cast<int>(std::lround(100.0 / fps)))) {}

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "core/archive.h"
@@ -59,6 +60,7 @@ struct GifRecorder::Impl {
   const mjModel* m = nullptr;
   mjData* d = nullptr;  // a copy of the state being rendered (rendering needs a mutable mjData)
   int w = 0, h = 0;
+  double seconds = 0;  // rendering and read-back
   std::vector<unsigned char> rgb, flipped;
 #ifdef ML3_HAVE_EGL
   EGLDisplay display = EGL_NO_DISPLAY;
@@ -99,8 +101,14 @@ GifRecorder::GifRecorder(const mjModel* m, int width, int height, double fps)
   mjv_defaultScene(&r.scene);
   mjv_defaultOption(&r.option);
   mjv_defaultFreeCamera(m, &r.camera);
-  r.camera.elevation = -60;  // from above, at an angle: planar robots stay readable
-  r.camera.distance = 0.6 * m->stat.extent;
+  const int watch = mj_name2id(m, mjOBJ_CAMERA, "watch");
+  if (watch >= 0) {  // the model frames its task itself
+    r.camera.type = mjCAMERA_FIXED;
+    r.camera.fixedcamid = watch;
+  } else {
+    r.camera.elevation = -60;  // from above, at an angle: planar robots stay readable
+    r.camera.distance = 0.6 * m->stat.extent;
+  }
   mjr_defaultContext(&r.con);
   mjv_makeScene(m, &r.scene, 2000);
   mjr_makeContext(m, &r.con, mjFONTSCALE_100);
@@ -126,24 +134,32 @@ GifRecorder::~GifRecorder() {
 #endif
 }
 
-void GifRecorder::frame(const mjData* d) {
+void GifRecorder::frame(const mjData* d, const std::string& caption) {
 #ifdef ML3_HAVE_EGL
   Impl& r = *impl_;
+  const auto t0 = std::chrono::steady_clock::now();
   mj_copyData(r.d, r.m, d);
   mjv_updateScene(r.m, r.d, &r.option, nullptr, &r.camera, mjCAT_ALL, &r.scene);
   const mjrRect viewport = {0, 0, r.w, r.h};
   mjr_render(viewport, &r.scene, &r.con);
+  if (!caption.empty()) mjr_overlay(mjFONT_NORMAL, mjGRID_TOPLEFT, viewport, caption.c_str(), nullptr, &r.con);
   mjr_readPixels(r.rgb.data(), nullptr, viewport, &r.con);
+  r.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const size_t row = static_cast<size_t>(r.w) * 3;
   for (int y = 0; y < r.h; ++y)  // OpenGL's first row is the bottom one
     std::copy_n(&r.rgb[(r.h - 1 - y) * row], row, &r.flipped[y * row]);
   r.gif.add(r.flipped.data());
 #else
   (void)d;
+  (void)caption;
 #endif
 }
 
 int GifRecorder::frames() const { return impl_->gif.frames(); }
+int GifRecorder::width() const { return impl_->w; }
+int GifRecorder::height() const { return impl_->h; }
+const unsigned char* GifRecorder::last_frame() const { return impl_->flipped.data(); }
+double GifRecorder::render_seconds() const { return impl_->seconds; }
 
 size_t GifRecorder::save(const std::string& path) const {
   const std::string bytes = impl_->gif.bytes();

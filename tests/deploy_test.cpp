@@ -3,6 +3,7 @@
 // ml3-deploy command line. (Exactness against the LibTorch policy and
 // deployed-vs-eval success: tests/deploy_exact_test.cpp.)
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <atomic>
 #include <cmath>
@@ -15,7 +16,9 @@
 #include "core/rng.h"
 #include "deploy/export.h"
 #include "deploy/render.h"
+#include "deploy/rig.h"
 #include "envs/env.h"
+#include "envs/mujoco_env.h"
 #include "ml3/runtime.h"
 #include "ml3/runtime.hpp"
 #include "test_util.h"
@@ -562,12 +565,13 @@ TEST(DeployCli, TheCommittedVersion1PolicyStillLoadsAndSucceeds) {
 TEST(DeployCli, ReadmeDocumentsTheDeployCommands) {
   const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md");
   for (const char* s : {"`ml3 export --run DIR", "`ml3-deploy --policy POLICY.ml3p --env NAME", "`ml3 bench deploy",
-                        "### Deploy", "docs/deploy.md", "find_package(ml3_runtime)"})
+                        "### Deploy", "docs/deploy.md", "find_package(ml3_runtime)",
+                        "`ml3 render (--run DIR \\| --checkpoint FILE \\| --policy FILE.ml3p \\| --env NAME) --out FILE.gif"})
     EXPECT_NE(readme.find(s), std::string::npos) << s;
   const std::string help = test::run_deploy("--help").out;
   // The optional flags (the required --policy and --env are checked above).
   for (const char* flag : {"--model", "--episodes", "--split", "--seed", "--rate", "--obs-noise", "--action-delay",
-                           "--trajectories", "--video", "--json"}) {
+                           "--trajectories", "--video", "--strip", "--video-width", "--video-height", "--json"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
     EXPECT_NE(readme.find(std::string("[") + flag), std::string::npos) << "README's ml3-deploy row lacks " << flag;
   }
@@ -682,6 +686,170 @@ TEST(DeployCli, VideoIsAnAnimatedGifOfTheFirstEpisodes) {
   EXPECT_EQ(w, 320);
   EXPECT_EQ(h, 240);
   EXPECT_NE(frames[0], frames[50]) << "the robot should move";
+}
+
+// The chunks of a PNG (each CRC checked) and its pixels, inflated with zlib.
+std::vector<unsigned char> decode_png(const std::string& png, int& w, int& h) {
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  auto be32 = [&](size_t at) {
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) v = v << 8 | static_cast<unsigned char>(png.at(at + k));
+    return v;
+  };
+  std::string idat, types;
+  for (size_t pos = 8; pos < png.size();) {
+    const uint32_t len = be32(pos);
+    const std::string type = png.substr(pos + 4, 4), data = png.substr(pos + 8, len);
+    const std::string body = png.substr(pos + 4, 4 + len);
+    EXPECT_EQ(be32(pos + 8 + len), crc32(0, reinterpret_cast<const Bytef*>(body.data()), body.size())) << type;
+    types += type + " ";
+    if (type == "IHDR") {
+      w = static_cast<int>(be32(pos + 8)), h = static_cast<int>(be32(pos + 12));
+      EXPECT_EQ(data.substr(8), std::string("\x08\x02\x00\x00\x00", 5)) << "8-bit RGB, no interlace";
+    }
+    if (type == "IDAT") idat += data;
+    pos += 12 + len;
+  }
+  EXPECT_EQ(types, "IHDR IDAT IEND ");
+  const size_t row = static_cast<size_t>(w) * 3;
+  std::vector<unsigned char> raw((row + 1) * h);
+  uLongf size = raw.size();
+  EXPECT_EQ(uncompress(raw.data(), &size, reinterpret_cast<const Bytef*>(idat.data()), idat.size()), Z_OK);
+  EXPECT_EQ(size, raw.size());
+  std::vector<unsigned char> rgb;
+  for (int y = 0; y < h; ++y) {
+    EXPECT_EQ(raw[y * (row + 1)], 0) << "filter of row " << y;
+    rgb.insert(rgb.end(), raw.begin() + y * (row + 1) + 1, raw.begin() + (y + 1) * (row + 1));
+  }
+  return rgb;
+}
+
+TEST(Png, DecodesToTheImagesPixels) {
+  const int w = 37, h = 23;
+  Rng rng(8);
+  std::vector<unsigned char> rgb(w * h * 3);
+  for (auto& v : rgb) v = static_cast<unsigned char>(rng.next() % 256);
+  int dw = 0, dh = 0;
+  EXPECT_EQ(decode_png(png_bytes(rgb.data(), w, h), dw, dh), rgb);
+  EXPECT_EQ(dw, w);
+  EXPECT_EQ(dh, h);
+  EXPECT_THROW(png_bytes(rgb.data(), 0, h), Error);
+}
+
+TEST(Png, AStripLaysItsFramesSideBySide) {
+  const int w = 5, h = 3;
+  FrameStrip strip(w, h);
+  std::vector<unsigned char> a(w * h * 3), b(w * h * 3);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<unsigned char>(i), b[i] = static_cast<unsigned char>(200 - i);
+  const auto dir = test::temp_dir("png_strip");
+  EXPECT_THROW(strip.save((dir / "empty.png").string()), Error);
+  strip.add(a.data());
+  strip.add(b.data());
+  const size_t bytes = strip.save((dir / "s.png").string());
+  const std::string png = test::read_text(dir / "s.png");
+  EXPECT_EQ(png.size(), bytes);
+  int sw = 0, sh = 0;
+  const auto rgb = decode_png(png, sw, sh);
+  ASSERT_EQ(sw, 2 * w);
+  ASSERT_EQ(sh, h);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < 2 * w; ++x)
+      for (int c = 0; c < 3; ++c)
+        EXPECT_EQ(rgb[(y * 2 * w + x) * 3 + c], (x < w ? a : b)[(y * w + x % w) * 3 + c]) << y << "," << x;
+}
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ML3_SKIP_RENDERING GTEST_SKIP() << "Mesa's uninstrumented OpenGL stack is not for sanitizer builds"
+#else
+#define ML3_SKIP_RENDERING \
+  if (!rendering_built()) GTEST_SKIP() << "this build cannot render (no EGL)"
+#endif
+
+// A caption changes the frame's top-left corner and nothing far from it.
+TEST(Render, TheCaptionIsDrawnInTheTopLeftCorner) {
+  ML3_SKIP_RENDERING;
+  const auto env = make_env("pointmass");
+  const auto* sim = dynamic_cast<const MujocoEnv*>(env.get());
+  ASSERT_NE(sim, nullptr);
+  const int w = 160, h = 120;
+  GifRecorder rec(sim->model(), w, h, 20);
+  rec.frame(sim->data());
+  const std::vector<unsigned char> plain(rec.last_frame(), rec.last_frame() + w * h * 3);
+  rec.frame(sim->data(), "step 0");
+  const std::vector<unsigned char> captioned(rec.last_frame(), rec.last_frame() + w * h * 3);
+  int corner = 0, rest = 0;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const size_t i = (y * w + x) * 3 + c;
+        (y < 30 && x < 80 ? corner : rest) += plain[i] != captioned[i];
+      }
+  EXPECT_GT(corner, 100);
+  EXPECT_EQ(rest, 0);
+  EXPECT_EQ(rec.frames(), 2);
+}
+
+// ml3 render: the expert's or a policy's episodes as a GIF (every step, a
+// caption) and a PNG strip (first and last frame of every episode); the
+// policy's episodes are ml3-deploy's (the same success and distances).
+TEST(Render, WritesTheEpisodesAsAGifAndAStripOfFirstAndLastFrames) {
+  ML3_SKIP_RENDERING;
+  const auto dir = test::temp_dir("render");
+  RenderArgs a;
+  a.env = "pointmass";
+  a.episodes = 2;
+  a.width = 64, a.height = 48;
+  a.out = (dir / "expert.gif").string();
+  const auto j = render(a);
+  EXPECT_EQ(j["policy"], "expert");
+  EXPECT_EQ(j["success_rate"], 1.0) << "the scripted expert reaches pointmass goals";
+  EXPECT_EQ(j["video"]["frames"], 2 * 51);
+  EXPECT_EQ(j["video"]["strip"], (dir / "expert.png").string());
+  int w = 0, h = 0;
+  const auto frames = decode_gif(test::read_text(dir / "expert.gif"), w, h);
+  EXPECT_EQ(frames.size(), 102u);
+  const auto strip = decode_png(test::read_text(dir / "expert.png"), w, h);
+  EXPECT_EQ(w, 4 * 64);
+  EXPECT_EQ(h, 48);
+  // Nothing is overwritten without --force.
+  EXPECT_THROW(render(a), Error);
+  a.force = true;
+  EXPECT_NO_THROW(render(a));
+
+  // A policy, three ways: its .ml3p file, its checkpoint, its run folder.
+  const SyntheticRun run = synthetic_checkpoint(dir, "[16]", {8, 16, 2}, "tanh");
+  const std::string policy = export_policy(export_args(run, dir / "pm.ml3p"))["out"];
+  const auto deployed = deploy_json("--policy " + policy + " --env pointmass --episodes 2");
+  RenderArgs p;
+  p.policy = policy;
+  p.episodes = 2;
+  p.width = 64, p.height = 48;
+  p.out = (dir / "policy.gif").string();
+  const auto from_file = render(p);
+  EXPECT_EQ(from_file["env"], "pointmass");
+  EXPECT_EQ(from_file["final_distance_mean"], deployed["final_distance_mean"]);
+  p.policy.clear();
+  p.checkpoint = run.checkpoint;
+  p.strip = (dir / "other_strip.png").string();
+  p.out = (dir / "ckpt.gif").string();
+  EXPECT_EQ(render(p)["final_distance_mean"], deployed["final_distance_mean"]);
+  EXPECT_TRUE(std::filesystem::exists(dir / "other_strip.png"));
+
+  // Bad input: clear errors.
+  RenderArgs bad = p;
+  bad.policy = policy;  // two sources
+  EXPECT_THROW(render(bad), UsageError);
+  bad = RenderArgs();
+  bad.out = (dir / "none.gif").string();  // no policy and no environment
+  EXPECT_THROW(render(bad), UsageError);
+  bad.env = "reacher";
+  bad.policy = policy;  // a pointmass policy on the reacher
+  try {
+    render(bad);
+    ADD_FAILURE() << "a pointmass policy rendered on the reacher";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a policy for the pointmass environment"), std::string::npos) << e.what();
+  }
 }
 
 TEST(DeployCli, DoesNotLinkLibTorch) {

@@ -1,6 +1,8 @@
 // Deployment: `ml3 export` (a policy checkpoint -> a .ml3p file for
-// ml3_runtime) and the `ml3-deploy` command line (the closed-loop rig runner,
-// tools/ml3_deploy.cpp). LibTorch-free: the work is in deploy/.
+// ml3_runtime), `ml3 render` (episodes of a policy or of the scripted expert
+// as a GIF and a PNG strip) and the `ml3-deploy` command line (the
+// closed-loop rig runner, tools/ml3_deploy.cpp). LibTorch-free: the work is in
+// deploy/.
 #include <fmt/format.h>
 
 #include <iostream>
@@ -33,6 +35,45 @@ void register_deploy_commands(CLI::App& app) {
                j["out"].get<std::string>(), j["env"].get<std::string>(), sizes, j["activation"].get<std::string>(),
                j["normalize"].get<bool>() ? "on" : "off", j["bytes"].get<size_t>(), j["checksum"].get<std::string>());
   });
+
+  static RenderArgs ra;
+  static bool render_json = false;
+  auto* rc = app.add_subcommand(
+      "render", "Render episodes of a trained policy or of the scripted expert: an animated GIF with captions "
+                "(episode, step, distance) and a PNG strip of every episode's first and last frame");
+  auto* rrun = rc->add_option("--run", ra.run_dir, "Run folder of ml3 train (uses checkpoints/last.ckpt)")
+                   ->check(CLI::ExistingDirectory);
+  auto* rckpt = rc->add_option("--checkpoint", ra.checkpoint, "Policy checkpoint")->check(CLI::ExistingFile);
+  auto* rpol = rc->add_option("--policy", ra.policy, "Policy file (.ml3p of ml3 export)")->check(CLI::ExistingFile);
+  rrun->excludes(rckpt, rpol);
+  rckpt->excludes(rpol);
+  rc->add_option("--env", ra.env,
+                 "Environment (default: the policy's); without a policy, the scripted expert of this environment");
+  rc->add_option("--out", ra.out, "Animated GIF to write")->required();
+  rc->add_option("--strip", ra.strip, "PNG strip of first and last frames (default: --out with .png)");
+  rc->add_option("--episodes", ra.episodes, "Episodes (one goal each; default 3)")->check(CLI::Range(1, 100));
+  rc->add_option("--split", ra.split, "Goal split")->check(CLI::IsMember({"train", "test", "ood"}));
+  rc->add_option("--seed", ra.seed, "Seed of goals and initial states (as ml3 eval --seed)");
+  rc->add_option("--width", ra.width, "Frame width in pixels (at most 640)")->check(CLI::Range(16, 640));
+  rc->add_option("--height", ra.height, "Frame height in pixels (at most 480)")->check(CLI::Range(16, 480));
+  rc->add_flag("--force", ra.force, "Overwrite existing output files");
+  rc->add_flag("--json", render_json, "Print one JSON object");
+  rc->add_option("overrides", ra.overrides, "env.key=value overrides, e.g. env.model=my_arm.xml");
+  rc->callback([] {
+    const nlohmann::json j = render(ra);
+    if (render_json) {
+      std::cout << j.dump() << "\n";
+      return;
+    }
+    const auto& v = j["video"];
+    fmt::print("{} on {} ({} split, {} episodes): success {:.1f}%, final distance {:.4f}\n",
+               j["policy"].get<std::string>(), j["env"].get<std::string>(), j["split"].get<std::string>(),
+               j["episodes"].get<int>(), 100 * j["success_rate"].get<double>(), j["final_distance_mean"].get<double>());
+    fmt::print("wrote {} ({} frames of {}x{}, {:.1f} KiB; rendered at {:.1f} frames/s) and {} ({} frames, {:.1f} KiB)\n",
+               v["file"].get<std::string>(), v["frames"].get<int>(), v["width"].get<int>(), v["height"].get<int>(),
+               v["bytes"].get<double>() / 1024, v["frames_per_second"].get<double>(), v["strip"].get<std::string>(),
+               v["strip_frames"].get<int>(), v["strip_bytes"].get<double>() / 1024);
+  });
 }
 
 void register_rig_options(CLI::App& app, RigOptions& o, bool& json) {
@@ -53,6 +94,12 @@ void register_rig_options(CLI::App& app, RigOptions& o, bool& json) {
   app.add_option("--video", o.video, "Render the first --video-episodes episodes offscreen into this animated GIF");
   app.add_option("--video-episodes", o.video_episodes, "Episodes in the --video file (default 1)")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--strip", o.strip, "PNG strip of each --video episode's first and last frame (default: the video's "
+                                     "name with .png)");
+  app.add_option("--video-width", o.video_width, "--video frame width in pixels (default 320, at most 640)")
+      ->check(CLI::Range(16, 640));
+  app.add_option("--video-height", o.video_height, "--video frame height in pixels (default 240, at most 480)")
+      ->check(CLI::Range(16, 480));
   app.add_flag("--json", json, "Print one JSON object");
 }
 
@@ -73,8 +120,10 @@ void print_rig_result(const nlohmann::json& j, bool json) {
              j["rate_hz"].get<double>() > 0 ? fmt::format(" at {:g} Hz", j["rate_hz"].get<double>()) : " (no rate)",
              j["faults"].get<uint64_t>());
   if (!j["video"].is_null())
-    fmt::print("video: {} ({} frames, {:.1f} KiB)\n", j["video"]["file"].get<std::string>(),
-               j["video"]["frames"].get<int>(), j["video"]["bytes"].get<double>() / 1024);
+    fmt::print("video: {} ({} frames, {:.1f} KiB, rendered at {:.1f} frames/s); strip of first and last frames: {}\n",
+               j["video"]["file"].get<std::string>(), j["video"]["frames"].get<int>(),
+               j["video"]["bytes"].get<double>() / 1024, j["video"]["frames_per_second"].get<double>(),
+               j["video"]["strip"].get<std::string>());
 }
 
 }  // namespace ml3

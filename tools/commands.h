@@ -12,7 +12,8 @@ void register_env_commands(CLI::App& app);
 void register_train_commands(CLI::App& app);
 // Adds bench sine and bench deploy.
 void register_meta_commands(CLI::App& app);
-// Adds export (a checkpoint -> a deployable .ml3p policy; LibTorch-free).
+// Adds export (a checkpoint -> a deployable .ml3p policy) and render (a GIF
+// and a PNG strip of episodes); LibTorch-free.
 void register_deploy_commands(CLI::App& app);
 // ml3-deploy's flags and its printed result (tools/ml3_deploy.cpp).
 struct RigOptions;

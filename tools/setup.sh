@@ -15,7 +15,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib   # learning-curve plots (tools/plot.py)
   clang                        # libFuzzer for the policy-loader fuzzer (-DML3_FUZZ=ON, docs/deploy.md)
-  libegl-dev libegl-mesa0 libgl1-mesa-dri   # offscreen rendering (ml3-deploy --video; optional at build time)
+  libegl-dev libegl-mesa0 libgl1-mesa-dri   # offscreen rendering (ml3 render, ml3-deploy --video; optional at build time)
+  zlib1g-dev                   # PNG strips of rendered frames
 )
 missing=()
 for p in "${packages[@]}"; do
