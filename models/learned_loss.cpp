@@ -116,6 +116,15 @@ Tensor LearnedLoss::loss(const LossFeatureInputs& in, const Params& phi) const {
     const Tensor t = target(in.obs.to(mean.scalar_type()), phi);
     l = l + spec_.target_weight * (mean - t).pow(2).sum(-1).mean();
   }
+  if (spec_.anchor_weight > 0) {
+    if (!in.old_logp.defined() || !in.advantages.defined())
+      throw Error("internal: a learned loss with an anchor needs the batch's old log-probabilities and advantages");
+    const Tensor adv = in.advantages.to(in.logp.scalar_type());
+    const Tensor ratio = (in.logp - in.old_logp.to(in.logp.scalar_type())).exp();
+    const Tensor surrogate =
+        at::min(ratio * adv, ratio.clamp(1.0 - spec_.anchor_clip, 1.0 + spec_.anchor_clip) * adv).mean();
+    l = l - spec_.anchor_weight * surrogate;
+  }
   return l;
 }
 
@@ -146,7 +155,9 @@ void LearnedLoss::put(Archive& a, const std::string& prefix, const Params& phi) 
                          {"act_dim", spec_.act_dim},
                          {"goal_dim", spec_.goal_dim},
                          {"target_hidden", spec_.target_hidden},
-                         {"target_weight", spec_.target_weight}};
+                         {"target_weight", spec_.target_weight},
+                         {"anchor_weight", spec_.anchor_weight},
+                         {"anchor_clip", spec_.anchor_clip}};
   a.meta()[prefix + "spec"] = spec;
   a.put_f64(prefix + "norm/mean", moments_.mean);
   a.put_f64(prefix + "norm/m2", moments_.m2);
@@ -167,6 +178,8 @@ LearnedLoss LearnedLoss::get(const Archive& a, const std::string& prefix, Params
     spec.goal_dim = j.at("goal_dim").get<int>();
     spec.target_hidden = j.value("target_hidden", std::vector<int>{});
     spec.target_weight = j.value("target_weight", 1.0);
+    spec.anchor_weight = j.value("anchor_weight", 0.0);
+    spec.anchor_clip = j.value("anchor_clip", 0.2);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": learned-loss description is incomplete (" + e.what() + ")");
   }

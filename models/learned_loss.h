@@ -14,9 +14,11 @@
 namespace ml3 {
 
 // Per-timestep inputs, rows [B, ...]. `mean` and `logp` carry the policy's
-// graph; everything else is data.
+// graph; everything else is data. `old_logp` (the log-probability of the
+// action when it was sampled) and `advantages` are read only by the anchor.
 struct LossFeatureInputs {
   Tensor obs, goal, action, reward, rtg, time, mean, logp;
+  Tensor old_logp, advantages;
 };
 
 // Known feature names, in the order they are concatenated.
@@ -36,6 +38,13 @@ struct LearnedLossSpec {
   // Empty target_hidden: no such term. T starts at zero output (or pre-fitted).
   std::vector<int> target_hidden;
   double target_weight = 1.0;
+  // Optional anchor: anchor_weight * PPO's clipped surrogate
+  // -mean(min(r A, clip(r, 1 - anchor_clip, 1 + anchor_clip) A)), r =
+  // exp(logp - old_logp), A the inputs' advantages. The learned network is
+  // then a correction to a known objective: at initialisation (a near-constant
+  // network) the loss trains policies as that surrogate does. 0: no anchor.
+  double anchor_weight = 0.0;
+  double anchor_clip = 0.2;
 };
 
 // Parses "obs,goal,policy_mean" (or "all"); unknown names raise ml3::Error.

@@ -16,6 +16,8 @@ LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev) {
   in.time = mb.time_frac;
   in.mean = ev.mean;
   in.logp = ev.logp;
+  in.old_logp = mb.old_logp;
+  in.advantages = mb.advantages;
   return in;
 }
 
@@ -32,15 +34,23 @@ Params inner_step(const LearnedLoss& loss, const Params& phi, const GaussianPoli
   return out;
 }
 
-Tensor task_loss(const GaussianPolicy& policy, const Params& theta, const Batch& fresh) {
-  const Minibatch mb = flatten_batch(fresh);
+void compute_reinforce_advantages(Batch& b) {
   // Per-timestep baseline: mean reward-to-go over the episodes at that step.
-  const Tensor mask = fresh.mask;
-  const Tensor base = (fresh.rtg * mask).sum(1, true) / mask.sum(1, true).clamp_min(1.0);
-  Tensor adv = ((fresh.rtg - base) * mask).reshape({-1}).index_select(0, mask.reshape({-1}).nonzero().squeeze(-1));
+  const Tensor mask = b.mask;
+  const Tensor base = (b.rtg * mask).sum(1, true) / mask.sum(1, true).clamp_min(1.0);
+  const Tensor keep = mask.reshape({-1}).nonzero().squeeze(-1);
+  Tensor adv = ((b.rtg - base) * mask).reshape({-1}).index_select(0, keep);
   adv = (adv - adv.mean()) / (adv.std() + 1e-8);
+  b.advantages = torch::zeros({b.T * b.N}, adv.options()).index_copy(0, keep, adv).reshape({b.T, b.N});
+  b.returns = b.rtg;
+}
+
+Tensor task_loss(const GaussianPolicy& policy, const Params& theta, const Batch& fresh) {
+  Batch b = fresh;
+  compute_reinforce_advantages(b);
+  const Minibatch mb = flatten_batch(b);
   const PolicyEval ev = policy_eval(policy, theta, mb);
-  return -(ev.logp * adv.to(ev.logp.scalar_type())).mean();
+  return -(ev.logp * mb.advantages.to(ev.logp.scalar_type())).mean();
 }
 
 // ---- the inner optimiser ---------------------------------------------------------

@@ -46,8 +46,13 @@ Params inner_update(const LearnedLoss& loss, const Params& phi, const GaussianPo
                     const Minibatch& mb, const InnerOptimizer& opt, InnerState* state, bool create_graph,
                     double* first_loss = nullptr);
 
+// REINFORCE advantages of a batch with reward-to-go (compute_rtg): A =
+// reward-to-go minus its per-timestep mean over episodes, normalised over the
+// valid rows (0 elsewhere); sets b.advantages and b.returns (= b.rtg).
+void compute_reinforce_advantages(Batch& b);
+
 // REINFORCE task loss on fresh rollouts of theta': -mean(log pi'(a|s) A),
-// A = reward-to-go minus its per-timestep mean over episodes, normalised.
+// A of compute_reinforce_advantages.
 Tensor task_loss(const GaussianPolicy& policy, const Params& theta, const Batch& fresh);
 
 }  // namespace ml3

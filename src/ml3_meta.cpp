@@ -38,6 +38,8 @@ LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
   s.activation = parse_activation(l.activation);
   s.init_scale = l.init_scale;
   if (l.target) s.target_hidden = l.target_hidden, s.target_weight = l.target_weight;
+  s.anchor_weight = l.anchor_weight;
+  s.anchor_clip = l.anchor_clip;
   s.obs_dim = env.obs_dim, s.act_dim = env.act_dim, s.goal_dim = env.goal_dim;
   return s;
 }
@@ -110,6 +112,7 @@ class Ml3MetaTrainer : public Algorithm {
       Batch b1 = collect(venv_, policy, theta, raw_, tasks, mix_seed(tseed, 1), false, labels_);
       collect_s += since(tc);
       compute_rtg(b1, meta_.gamma);
+      compute_reinforce_advantages(b1);  // for an anchored loss
       const Minibatch mb1 = flatten_batch(b1);
       if (labels_) remember(mb1);
       if (it <= lsec_.norm_iterations) {
@@ -122,6 +125,7 @@ class Ml3MetaTrainer : public Algorithm {
       for (int step = 2; step <= K; ++step) {
         Batch bk = collect(venv_, policy, theta_k, raw_, tasks, mix_seed(tseed, step + 10), false);
         compute_rtg(bk, meta_.gamma);
+        compute_reinforce_advantages(bk);
         theta_k = inner_update(loss_, phi_, policy, theta_k, flatten_batch(bk), inner_, &state, true);
       }
       tc = Clock::now();

@@ -128,6 +128,8 @@ struct LossSection {
   std::vector<int> target_hidden{64, 64};
   double target_weight = 1.0;
   int target_prefit_steps = 0;
+  double anchor_weight = 0.0;
+  double anchor_clip = 0.2;
   template <class F>
   void fields(F& f) {
     f("features", features,
@@ -147,6 +149,12 @@ struct LossSection {
       "before meta-training, fit T to the shaping demonstrations by this many Adam steps of behaviour cloning "
       "(0: no pre-fit; needs shaping.demos)",
       Bounds::at_least(0));
+    f("anchor_weight", anchor_weight,
+      "anchor the learned loss to PPO's clipped surrogate (advantages: reward-to-go minus its per-timestep mean, "
+      "normalised): the loss is anchor_weight * surrogate + the learned network, a correction meta-trained from a "
+      "known objective (0: no anchor)",
+      Bounds::at_least(0.0));
+    f("anchor_clip", anchor_clip, "clip range of the anchor's surrogate", Bounds::in(0.0, 1.0, true));
   }
 };
 

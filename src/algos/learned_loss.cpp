@@ -59,6 +59,7 @@ class LearnedLossUpdate : public PolicyUpdate {
   }
 
   UpdateStats update(Batch& batch, Params& pp, Params&, double lr_scale, uint64_t) override {
+    compute_reinforce_advantages(batch);  // for an anchored loss
     const Minibatch all = flatten_batch(batch);
     if (opt_.adam || opt_.steps > 1) return update_with(all, pp, lr_scale);
     const PolicyEval ev = policy_eval(models_.policy, pp, all);
