@@ -114,7 +114,7 @@ Tensor LearnedLoss::loss(const LossFeatureInputs& in, const Params& phi) const {
   if (has_target()) {
     const Tensor mean = in.mean;
     const Tensor t = target(in.obs.to(mean.scalar_type()), phi);
-    l = l + spec_.target_weight * (mean - t).pow(2).sum(-1).mean();
+    l = l + spec_.target_weight * squared_action_error(mean, t);
   }
   if (spec_.anchor_weight > 0) {
     if (!in.old_logp.defined() || !in.advantages.defined())

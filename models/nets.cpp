@@ -12,6 +12,8 @@
 
 namespace ml3 {
 
+Tensor squared_action_error(const Tensor& a, const Tensor& b) { return (a - b).pow(2).sum(-1).mean(); }
+
 Activation parse_activation(const std::string& name) {
   if (name == "tanh") return Activation::Tanh;
   if (name == "relu") return Activation::Relu;

@@ -18,6 +18,10 @@ namespace ml3 {
 using Tensor = at::Tensor;
 using Params = std::vector<Tensor>;
 
+// mean over rows of |a - b|^2 summed over the last dimension: the imitation
+// error of actions (behaviour cloning, shaping terms, the target network).
+Tensor squared_action_error(const Tensor& a, const Tensor& b);
+
 enum class Activation { Tanh, Relu, Elu, None };
 Activation parse_activation(const std::string& name);  // tanh | relu | elu
 const char* activation_name(Activation a);

@@ -296,7 +296,7 @@ class Ml3MetaTrainer : public Algorithm {
   Tensor imitation_error(const Params& theta, uint64_t seed) const {
     const Tensor rows = demo_rows(seed);
     const Tensor mu = models_.policy.mean(demo_obs_.index_select(0, rows), theta);
-    return (mu - demo_act_.index_select(0, rows)).pow(2).sum(-1).mean();
+    return squared_action_error(mu, demo_act_.index_select(0, rows));
   }
   // Behaviour cloning of the target network on the demonstrations (Adam,
   // shaping.target_fit_lr, minibatches of shaping.demo_rows): the loss then
@@ -328,7 +328,7 @@ class Ml3MetaTrainer : public Algorithm {
     if (!di.empty()) obs.push_back(demo_obs_.index_select(0, idx(di))), act.push_back(demo_act_.index_select(0, idx(di)));
     if (!bi.empty()) obs.push_back(buf_obs_.index_select(0, idx(bi))), act.push_back(buf_act_.index_select(0, idx(bi)));
     Params tp = loss_.target_params(phi_);
-    const Tensor err = (loss_.target(torch::cat(obs), phi_) - torch::cat(act)).pow(2).sum(-1).mean();
+    const Tensor err = squared_action_error(loss_.target(torch::cat(obs), phi_), torch::cat(act));
     auto g = torch::autograd::grad({err}, tp);
     target_adam_.step(tp, g, shaping_.target_fit_lr);
     return err.item<double>();
@@ -359,7 +359,7 @@ class Ml3MetaTrainer : public Algorithm {
   }
   // mean over the rows of `mb` of |mean_theta(s) - expert(s)|^2.
   Tensor visited_imitation_error(const Params& theta, const Minibatch& mb) const {
-    return (models_.policy.mean(mb.obs, theta) - mb.expert).pow(2).sum(-1).mean();
+    return squared_action_error(models_.policy.mean(mb.obs, theta), mb.expert);
   }
   bool shaped() const { return labels_ || demo_obs_.defined(); }
 

@@ -719,6 +719,11 @@ TEST(MetaTrain, ExpertLabelShapingFitsTheTargetAndResumesExactly) {
   bad.overrides.push_back("loss.target=false");
   EXPECT_NE(error_of([&] { meta_train(bad); }).find("'shaping.target_fit_steps' needs loss.target: true"),
             std::string::npos);
+  // ... and something to fit it to.
+  bad.overrides.back() = "shaping.expert_labels=false";
+  EXPECT_NE(error_of([&] { meta_train(bad); })
+                .find("'shaping.target_fit_steps' needs shaping.demos or shaping.expert_labels"),
+            std::string::npos);
 }
 
 // The sanity check of demonstration shaping: a loss whose target is fitted to
@@ -809,7 +814,8 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
 }
 
 TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
-  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long", "reacher_ml3_shaped", "pusher_ml3_shaped", "reacher_ml3_expert", "pusher_ml3_expert"}) {
+  for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long", "reacher_ml3_shaped", "pusher_ml3_shaped", "reacher_ml3_expert", "pusher_ml3_expert",
+                           "reacher_ml3_anchored"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_config(Command::MetaTrain, path, {});
     const std::string text = test::read_text(path);

@@ -83,7 +83,7 @@ class Cloner {
       std::vector<int64_t> idx(static_cast<size_t>(d_.batch_rows));
       for (auto& i : idx) i = static_cast<int64_t>(rng.next() % static_cast<uint64_t>(rows_));
       const Tensor rows = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).clone();
-      const Tensor loss = (models_.policy.mean(observations(rows), p) - act_.index_select(0, rows)).pow(2).sum(-1).mean();
+      const Tensor loss = squared_action_error(models_.policy.mean(observations(rows), p), act_.index_select(0, rows));
       last = loss.item<double>();
       if (!std::isfinite(last)) throw NonFiniteError("non-finite behaviour-cloning loss");
       // The log-std gets no gradient (allow_unused): zero, so Adam leaves it.
