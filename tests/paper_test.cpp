@@ -245,5 +245,25 @@ TEST(PaperConfigs, ShippedConfigsWriteOutEveryKey) {
             std::string::npos);
 }
 
+
+// The MLP sine loss's landscape: along the training path (a = 0: the fresh
+// regressor, a = 1: trained) and a plane; training with the loss lowered it.
+TEST(SineLandscape, MlpAlongTheTrainingPath) {
+  const Config cfg = load_sine_config("", {"sine.regressor_hidden=[8,4]", "sine.loss_hidden=[6,6]", "sine.test_steps=20",
+                                            "sine.inner_lr=0.01", "sine.points=16"});
+  SineMetaLearner learner(cfg);
+  for (int it = 1; it <= 5; ++it) learner.step(it);
+  const fs::path dir = temp_dir("mlp_landscape");
+  save_sine_loss((dir / "l.ml3").string(), learner.loss());
+  const auto j = nlohmann::json::parse(sine_landscape((dir / "l.ml3").string(), cfg, 5));
+  const auto& one = j.at("one_d").at(0);
+  EXPECT_EQ(one.at("x"), (std::vector<double>{-0.5, 0.0, 0.5, 1.0, 1.5}));
+  const auto& l = one.at("curves").at("learned loss");
+  EXPECT_LT(l[3].get<double>(), l[1].get<double>()) << "20 SGD steps on the loss did not lower it";
+  EXPECT_EQ(j.at("two_d").at(0).at("surfaces").at("MSE").size(), 5u);
+  EXPECT_NE(error_of([&] { sine_landscape((dir / "l.ml3").string(), cfg, 2); }).find("at least 3"), std::string::npos);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace ml3
