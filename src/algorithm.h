@@ -101,6 +101,10 @@ struct AlgorithmEntry {
   // Extra checks of a loaded config (e.g. combinations of keys); `source`
   // names the file for the message.
   void (*check)(const Config& c, const std::string& source) = nullptr;
+  // Meta-learning: `ml3 landscape` of the artifact, `points` samples per
+  // axis: JSON for tools/plot.py's `landscape` mode ({"one_d": [...],
+  // "two_d": [...]}); null: the problem has none.
+  std::string (*landscape)(const std::string& artifact, const Config& c, int points) = nullptr;
   // Meta-learning: the human-readable form of meta_test's JSON (empty: print the JSON).
   std::string (*meta_test_table)(const std::string& json) = nullptr;
 };
@@ -149,6 +153,18 @@ RunResult run(const RunArgs& args);
 // (format, iteration, wall_seconds, algorithm, the resolved config as YAML,
 // env) and the algorithm's state.
 Archive checkpoint_archive(const Algorithm& algo, const Config& cfg, int iteration, double wall_seconds);
+
+// ---- ml3 landscape ----------------------------------------------------------------
+struct LandscapeArgs {
+  std::string loss_file, config_path, out_dir;  // out_dir default runs/<config stem>_landscape
+  std::vector<std::string> overrides;
+  int points = 61;
+  bool force = false;
+};
+// Writes landscape.json, landscape_1d.csv, landscape_2d.csv and landscape.png
+// (atomically) into the output folder; returns a JSON summary (files, the
+// minima of each curve and surface).
+std::string run_landscape(const LandscapeArgs& args);
 
 // ---- ml3 eval ------------------------------------------------------------------
 // Deterministic evaluation of a policy checkpoint of `ml3 train`.

@@ -11,6 +11,7 @@ AlgorithmEntry bc_algorithm();
 AlgorithmEntry ppo_from_bc_algorithm();
 AlgorithmEntry ml3_algorithm();
 AlgorithmEntry sine_algorithm();
+AlgorithmEntry mountain_car_algorithm();
 
 const std::vector<AlgorithmEntry>& algorithm_registry() {
   static const std::vector<AlgorithmEntry> registry = {
@@ -20,7 +21,8 @@ const std::vector<AlgorithmEntry>& algorithm_registry() {
       bc_algorithm(),            // ml3 train: behaviour cloning of a demonstrations file
       ppo_from_bc_algorithm(),   // ml3 train: PPO started from that clone
       ml3_algorithm(),           // ml3 meta-train: a loss for policies
-      sine_algorithm(),          // ml3 meta-train: the paper's sine regression testbed
+      sine_algorithm(),          // ml3 meta-train: the paper's sine regression testbed (and shaped sine)
+      mountain_car_algorithm(),  // ml3 meta-train: mountain car with an intermediate goal
   };
   return registry;
 }

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fmt/format.h>
 
+#include "core/archive.h"
 #include "core/error.h"
 #include "envs/env.h"
 #include "src/algorithm.h"
@@ -173,6 +174,102 @@ RunResult run(const RunArgs& args) {
   out.summary = summary.dump(2);
   write_file_atomic((dir / "summary.json").string(), out.summary + "\n");
   return out;
+}
+
+
+// ---- ml3 landscape ----------------------------------------------------------------
+
+namespace {
+
+std::string csv_number(const nlohmann::json& v) {
+  return v.is_number() && std::isfinite(v.get<double>()) ? fmt::format("{:.9g}", v.get<double>()) : "";
+}
+
+// One CSV per kind of slice: 1-D "slice,x,<curve>..." and 2-D "slice,surface,x,y,value".
+std::string landscape_csv(const nlohmann::json& slices, bool two_d) {
+  std::string out;
+  if (!two_d) {
+    for (size_t k = 0; k < slices.size(); ++k) {
+      const auto& s = slices[k];
+      std::vector<std::string> names;
+      for (const auto& [name, _] : s.at("curves").items()) names.push_back(name);
+      if (k == 0) {
+        out += "slice,x";
+        for (const auto& n : names) out += ",\"" + n + "\"";
+        out += "\n";
+      }
+      for (size_t i = 0; i < s.at("x").size(); ++i) {
+        out += std::to_string(k) + "," + csv_number(s["x"][i]);
+        for (const auto& n : names) out += "," + csv_number(s["curves"][n][i]);
+        out += "\n";
+      }
+    }
+    return out;
+  }
+  out = "slice,surface,x,y,value\n";
+  for (size_t k = 0; k < slices.size(); ++k) {
+    const auto& s = slices[k];
+    for (const auto& [name, z] : s.at("surfaces").items())
+      for (size_t yi = 0; yi < s.at("y").size(); ++yi)
+        for (size_t xi = 0; xi < s.at("x").size(); ++xi)
+          out += fmt::format("{},\"{}\",{},{},{}\n", k, name, csv_number(s["x"][xi]), csv_number(s["y"][yi]),
+                             csv_number(z[yi][xi]));
+  }
+  return out;
+}
+
+// The argmin of each curve / surface, for the summary.
+nlohmann::json landscape_minima(const nlohmann::json& j) {
+  nlohmann::json m = nlohmann::json::object();
+  for (const auto& s : j.value("one_d", nlohmann::json::array()))
+    for (const auto& [name, ys] : s.at("curves").items()) {
+      double best = INFINITY, bx = NAN;
+      for (size_t i = 0; i < ys.size(); ++i)
+        if (ys[i].is_number() && ys[i].get<double>() < best) best = ys[i].get<double>(), bx = s["x"][i].get<double>();
+      m["1d: " + s.value("label", std::string()) + ": " + name] = {{"x", bx}, {"value", best}};
+    }
+  for (const auto& s : j.value("two_d", nlohmann::json::array()))
+    for (const auto& [name, z] : s.at("surfaces").items()) {
+      double best = INFINITY, bx = NAN, by = NAN;
+      for (size_t yi = 0; yi < z.size(); ++yi)
+        for (size_t xi = 0; xi < z[yi].size(); ++xi)
+          if (z[yi][xi].is_number() && z[yi][xi].get<double>() < best)
+            best = z[yi][xi].get<double>(), bx = s["x"][xi].get<double>(), by = s["y"][yi].get<double>();
+      m["2d: " + s.value("label", std::string()) + ": " + name] = {{"x", bx}, {"y", by}, {"value", best}};
+    }
+  return m;
+}
+
+}  // namespace
+
+std::string run_landscape(const LandscapeArgs& args) {
+  const Config cfg = load_config(Command::MetaTrain, args.config_path, args.overrides);
+  const AlgorithmEntry& e = entry_of(cfg);
+  if (!e.landscape)
+    throw Error("algorithm '" + e.name + "' has no landscape (ml3 landscape supports the meta-problems sine and "
+                "mountain_car)");
+  const fs::path dir = args.out_dir.empty()
+                           ? fs::path("runs") / (fs::path(args.config_path).stem().string() + "_landscape")
+                           : fs::path(args.out_dir);
+  // Refuse an existing folder before the work; create it only after the loss file has been read.
+  if (!args.force && fs::exists(dir) && !fs::is_empty(dir)) prepare_run_dir(dir, false);
+  std::fprintf(stderr, "landscape: %s, %d points per axis ...\n", args.loss_file.c_str(), args.points);
+  const nlohmann::json j = nlohmann::json::parse(e.landscape(args.loss_file, cfg, args.points));
+  prepare_run_dir(dir, args.force);
+  write_file_atomic((dir / "config.yaml").string(), cfg.to_yaml());
+  write_file_atomic((dir / "landscape.json").string(), j.dump(1) + "\n");
+  write_file_atomic((dir / "landscape_1d.csv").string(), landscape_csv(j.value("one_d", nlohmann::json::array()), false));
+  write_file_atomic((dir / "landscape_2d.csv").string(), landscape_csv(j.value("two_d", nlohmann::json::array()), true));
+  const std::string png = (dir / "landscape.png").string();
+  const std::string err = make_plot("landscape", (dir / "landscape.json").string(), png,
+                                    fmt::format("{}: {}", e.name, fs::path(args.loss_file).string()));
+  if (!err.empty()) std::fprintf(stderr, "warning: landscape.png not plotted: %s\n", err.c_str());
+  return nlohmann::json{{"dir", dir.string()},
+                        {"json", (dir / "landscape.json").string()},
+                        {"csv", {(dir / "landscape_1d.csv").string(), (dir / "landscape_2d.csv").string()}},
+                        {"plot", err.empty() ? png : ""},
+                        {"minima", landscape_minima(j)}}
+      .dump(2);
 }
 
 }  // namespace ml3

@@ -57,6 +57,20 @@ inline std::vector<std::string> metric_rows(const std::filesystem::path& dir) {
   return rows;
 }
 
+// The named columns of each row of a run's metrics.jsonl, one string per row
+// (for comparing runs whose timing columns differ).
+inline std::vector<std::string> metric_columns(const std::filesystem::path& dir, const std::vector<std::string>& cols) {
+  std::vector<std::string> out;
+  std::ifstream in(dir / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line);
+    std::string row;
+    for (const auto& c : cols) row += j.value(c, nlohmann::json()).dump() + " ";
+    out.push_back(row);
+  }
+  return out;
+}
+
 struct RunResult {
   int code = -1;
   std::string out;  // stdout + stderr

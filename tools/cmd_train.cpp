@@ -110,6 +110,23 @@ void register_train_commands(CLI::App& app) {
     std::cout << (json || !e.meta_test_table ? r + "\n" : e.meta_test_table(r));
   });
 
+  static LandscapeArgs la;
+  auto* land = app.add_subcommand(
+      "landscape",
+      "Plot a learned loss and the task loss along a 1-D and a 2-D slice of the trained model's parameters "
+      "(shaped sine: over theta, and over theta x theta*); PNG with the minima marked, numbers as JSON and CSV");
+  land->add_option("--loss", la.loss_file, "Learned-loss file (loss.ml3 of a sine or mountain_car meta-train run)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  land->add_option("--config", la.config_path, "YAML config of the meta-problem (the meta-train config)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  land->add_option("--out", la.out_dir, "Output folder (default runs/<config>_landscape)");
+  land->add_option("--points", la.points, "Samples per axis (default 61)")->check(CLI::Range(3, 1001));
+  land->add_flag("--force", la.force, "Replace an existing output folder");
+  land->add_option("overrides", la.overrides, "key=value overrides, e.g. sine.test_frequency=2.0");
+  land->callback([] { std::cout << run_landscape(la) << "\n"; });
+
   static CompareArgs ca;
   static bool compare_json = false;
   auto* cmp = app.add_subcommand(

@@ -3,6 +3,9 @@
 usage: python3 - curve METRICS_CSV OUT_PNG TITLE
        python3 - meta METRICS_CSV OUT_PNG TITLE
        python3 - compare DATA_JSON OUT_PNG TITLE
+       python3 - sine_shaped|sine_frequency METRICS_CSV OUT_PNG TITLE
+       python3 - landscape DATA_JSON OUT_PNG TITLE
+       python3 - mountain_car METRICS_CSV OUT_PNG TITLE
 
 curve: a training run's learning curves (return, success, distance, losses)
 against environment steps. compare: several methods' curves (mean and 95%
@@ -68,30 +71,95 @@ def curve(csv_path, out_png, title):
     fig.savefig(out_png, dpi=90)
 
 
-def meta(csv_path, out_png, title):
+def meta_panels(csv_path, out_png, title, panels):
+    """A meta-training run's metrics against meta-iterations, one axis per panel."""
     rows = read_rows(csv_path)
     x = [num(r["iteration"]) for r in rows]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    panels = [
-        ("task loss (REINFORCE surrogate after the inner step)", [("task_loss", "task loss")]),
-        ("success rate of pool policies", [("pool_success_rate", "before the inner step"), ("post_success_rate", "after")]),
-        ("return of pool policies", [("pool_return", "before"), ("post_return", "after")]),
-    ]
-    draw_panels(axes, rows, x, panels, "meta-iteration", lambda key: "-")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2))
+    draw_panels(axes, rows, x, panels, "meta-iteration", lambda key: "o-" if key.startswith("eval_") else "-")
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)
 
 
-def sine(csv_path, out_png, title):
-    rows = read_rows(csv_path)
-    x = [num(r["iteration"]) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    panels = [
-        ("MSE after the inner step (task loss)", [("task_loss", "task loss")]),
-        ("learned loss before the inner step", [("inner_loss", "inner loss")]),
-    ]
-    draw_panels(axes, rows, x, panels, "meta-iteration", lambda key: "-")
+def meta(csv_path, out_png, title):
+    meta_panels(csv_path, out_png, title, [
+        ("task loss (REINFORCE surrogate after the inner step)", [("task_loss", "task loss")]),
+        ("success rate of pool policies", [("pool_success_rate", "before the inner step"), ("post_success_rate", "after")]),
+        ("return of pool policies", [("pool_return", "before"), ("post_return", "after")]),
+    ])
+
+
+def sine(csv_path, out_png, title, task_label="MSE after the inner step (task loss)"):
+    meta_panels(csv_path, out_png, title, [
+        (task_label, [("task_loss", "task loss")]),
+        ("learned loss before the (first) inner step", [("inner_loss", "inner loss")]),
+    ])
+
+
+def mountain_car(csv_path, out_png, title):
+    meta_panels(csv_path, out_png, title, [
+        ("task loss after the inner step", [("task_loss", "task loss")]),
+        ("final position (goal 0.5)", [("pool_final_position", "pool, after the inner step"),
+                                       ("eval_final_position", "meta-test, after the last step")]),
+        ("meta-test: steps at the goal in a row", [("eval_max_consecutive_at_goal", "max consecutive")]),
+    ])
+
+
+def landscape(json_path, out_png, title):
+    """1-D curves and 2-D heat maps of the learned loss and the task loss,
+    from {"one_d": [{"label", "x_label", "x": [...], "curves": {name: [...]},
+    "marks": {name: x}}], "two_d": [{"label", "x_label", "y_label", "x": [...],
+    "y": [...], "surfaces": {name: [[...] per y]}, "marks": {name: [x, y]}}]}.
+    Each curve / surface is min-max normalised for display; minima marked."""
+    with open(json_path) as f:
+        data = json.load(f)
+    one_d, two_d = data.get("one_d", []), data.get("two_d", [])
+    n2 = sum(len(p["surfaces"]) for p in two_d)
+    cols = max(len(one_d) + n2, 1)
+    fig, axes = plt.subplots(1, cols, figsize=(5.2 * cols, 4.4), squeeze=False)
+    axes = list(axes[0])
+    for ax, panel in zip(axes, one_d):
+        for name, ys in panel["curves"].items():
+            vals = [num(v) for v in ys]
+            finite = [v for v in vals if v is not None]
+            if not finite:
+                continue
+            lo, hi = min(finite), max(finite)
+            scale = (hi - lo) or 1.0
+            norm = [None if v is None else (v - lo) / scale for v in vals]
+            line, = ax.plot(panel["x"], norm, label=f"{name} (range {lo:.3g}..{hi:.3g})", linewidth=1.3)
+            i = min(range(len(vals)), key=lambda k: vals[k] if vals[k] is not None else float("inf"))
+            ax.plot([panel["x"][i]], [norm[i]], "o", color=line.get_color(), markersize=6)
+        for name, xv in panel.get("marks", {}).items():
+            ax.axvline(xv, color="k", linestyle="--", linewidth=0.8)
+            ax.text(xv, 1.02, name, fontsize=8, ha="center")
+        ax.set_xlabel(panel["x_label"])
+        ax.set_ylabel("normalised loss (dots: minima)")
+        ax.set_title(panel["label"], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    k = len(one_d)
+    for panel in two_d:
+        for name, z in panel["surfaces"].items():
+            ax = axes[k]
+            k += 1
+            zz = [[num(v) if num(v) is not None else float("nan") for v in row] for row in z]
+            im = ax.pcolormesh(panel["x"], panel["y"], zz, shading="auto", cmap="viridis")
+            fig.colorbar(im, ax=ax)
+            best = None
+            for yi, row in enumerate(zz):
+                for xi, v in enumerate(row):
+                    if v == v and (best is None or v < best[0]):
+                        best = (v, panel["x"][xi], panel["y"][yi])
+            if best:
+                ax.plot([best[1]], [best[2]], "r*", markersize=12, label="minimum")
+            for mname, (mx, my) in panel.get("marks", {}).items():
+                ax.plot([mx], [my], "wx", markersize=9, mew=2, label=mname)
+            ax.set_xlabel(panel["x_label"])
+            ax.set_ylabel(panel["y_label"])
+            ax.set_title(f"{panel['label']}: {name}", fontsize=10)
+            ax.legend(fontsize=7)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(out_png, dpi=90)
@@ -125,4 +193,14 @@ def compare(json_path, out_png, title):
 
 if __name__ == "__main__":
     mode, src, out, title = sys.argv[1:5]
-    {"curve": curve, "meta": meta, "sine": sine, "compare": compare}[mode](src, out, title)
+    modes = {
+        "curve": curve,
+        "meta": meta,
+        "sine": sine,
+        "sine_shaped": lambda c, o, t: sine(c, o, t, "|theta - theta*| after the last inner step"),
+        "sine_frequency": lambda c, o, t: sine(c, o, t, "MSE after the last inner step (task loss)"),
+        "landscape": landscape,
+        "mountain_car": mountain_car,
+        "compare": compare,
+    }
+    modes[mode](src, out, title)

@@ -47,6 +47,7 @@ class SineMetaTrainer : public Algorithm {
                    {{"seed", cfg_.get_int("seed")},
                     {"iterations", it},
                     {"implementation", cfg_.get_string("sine.implementation")},
+                    {"shaping", pb.shaping},
                     {"inner_lr", pb.inner_lr},
                     {"inner_steps", pb.inner_steps},
                     {"outer_lr", cfg_.get_double("sine.outer_lr")},
@@ -62,15 +63,25 @@ class SineMetaTrainer : public Algorithm {
     return {{"algorithm", "sine"},
             {"seed", cfg_.get_int("seed")},
             {"implementation", cfg_.get_string("sine.implementation")},
+            {"model", sine_model_name(pb.model)},
+            {"shaping", pb.shaping},
             {"float64", pb.float64},
             {"inner_steps", pb.inner_steps},
             {"meta_step_ms_median", median(step_ms_)},
+            {"meta_iteration_seconds_median", median(step_ms_) / 1000.0},
             {"initial_task_loss", task_losses_.empty() ? nlohmann::json() : nlohmann::json(task_losses_.front())},
             {"final_task_loss", task_losses_.empty() ? nlohmann::json() : nlohmann::json(task_losses_.back())},
             {"final_task_loss_mean10", tail ? nlohmann::json(last10) : nlohmann::json()},
             {"loss_file", (fs::path(run_dir_) / "loss.ml3").string()}};
   }
-  Plot plot() const override { return {"sine", "meta_curve.png", fmt::format("ML3 sine meta-training (seed {})", cfg_.get_int("seed"))}; }
+  Plot plot() const override {
+    const bool shaped = learner_.problem().shaping;
+    return {learner_.problem().model == SineModel::Frequency ? (shaped ? "sine_shaped" : "sine_frequency") : "sine",
+            "meta_curve.png",
+            fmt::format("ML3 sine{} meta-training (seed {})",
+                        learner_.problem().model == SineModel::Frequency ? (shaped ? ", shaped" : ", frequency, unshaped") : "",
+                        cfg_.get_int("seed"))};
+  }
 
  private:
   Config cfg_;
@@ -90,7 +101,9 @@ AlgorithmEntry sine_algorithm() {
   AlgorithmEntry e;
   e.name = "sine";
   e.command = Command::MetaTrain;
-  e.description = "ML3's supervised sine-regression testbed (hand-derived Eigen meta-gradient)";
+  e.description =
+      "ML3's supervised sine-regression testbed (hand-derived Eigen meta-gradient), and the shaped sine "
+      "(sine.model=frequency, sine.shaping)";
   e.needs_env = false;
   e.run_defaults = RunSection{0, 1, 1};
   e.declare = [](Schema& s, const std::string&) { declare_sine(s); };
@@ -99,6 +112,7 @@ AlgorithmEntry sine_algorithm() {
     return std::make_unique<SineMetaTrainer>(c, run_dir);
   };
   e.meta_test = sine_meta_test;
+  e.landscape = sine_landscape;
   return e;
 }
 

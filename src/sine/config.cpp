@@ -10,6 +10,27 @@
 namespace ml3 {
 
 void declare_sine(Schema& s) {
+  s.add_string("sine.model", "mlp",
+               "mlp (an MLP regressor of A sin(x - p), the paper's first experiment) or frequency (y = sin(theta x), "
+               "one parameter; the shaping experiment, autograd only)",
+               {"mlp", "frequency"});
+  s.add_bool("sine.shaping", false,
+             "frequency model: meta-train on the task loss abs(theta' - theta*) (the true parameter as extra "
+             "information) instead of the MSE");
+  s.add_double("sine.frequency_init", 0.1, "frequency model: theta at the start of every task (meta-train and test)",
+               -100.0, 100.0);
+  s.add_double("sine.train_frequency_min", -5.0, "frequency model: meta-training tasks' theta* ~ U[min, max]");
+  s.add_double("sine.train_frequency_max", 5.0, "frequency model: upper end of the meta-training theta* range");
+  s.add_int("sine.tasks_per_iteration", 1,
+            "frequency model: tasks per meta-iteration (each from theta = frequency_init)");
+  s.add_int("sine.task_steps", 1,
+            "frequency model: inner steps per task at meta-train, each followed by one Adam step of the loss "
+            "(theta carries over, the graph does not: the reference's schedule)");
+  s.add_double("sine.outer_lr_decay", 0.0,
+               "frequency model: the outer lr falls linearly to (1 - decay) x outer_lr over the iterations (0: constant)",
+               0.0, 1.0);
+  s.add_double("sine.test_frequency", 0.7,
+               "frequency model: the meta-test task's theta* (x on the grid -5, -4.9, ..., 4.9, the reference's)");
   s.add_string("sine.implementation", "eigen",
                "meta-gradient: eigen (hand-derived, 1 inner step, fast) or autograd (LibTorch, any inner steps)",
                {"eigen", "autograd"});
@@ -40,6 +61,17 @@ void declare_sine(Schema& s) {
 Schema sine_schema() { return algorithm_schema(find_algorithm("sine"), ""); }
 
 void check_sine_config(const Config& cfg) {
+  const bool freq = cfg.get_string("sine.model") == "frequency";
+  if (freq && cfg.get_string("sine.implementation") == "eigen")
+    throw Error("config: sine.model=frequency needs sine.implementation=autograd (the eigen engine is the MLP "
+                "regressor's)");
+  if (!freq && cfg.get_bool("sine.shaping"))
+    throw Error("config: sine.shaping=true needs sine.model=frequency (the true parameter theta* is the shaping "
+                "information)");
+  if (!freq && (cfg.get_int("sine.tasks_per_iteration") != 1 || cfg.get_int("sine.task_steps") != 1))
+    throw Error("config: sine.tasks_per_iteration and sine.task_steps apply to sine.model=frequency only");
+  if (!(cfg.get_double("sine.train_frequency_min") < cfg.get_double("sine.train_frequency_max")))
+    throw Error("config: sine.train_frequency_min must be below sine.train_frequency_max");
   if (cfg.get_string("sine.implementation") == "eigen" && cfg.get_int("sine.inner_steps") != 1)
     throw Error("config: sine.implementation=eigen supports sine.inner_steps=1 only (got " +
                 std::to_string(cfg.get_int("sine.inner_steps")) +
@@ -51,10 +83,17 @@ namespace sine_detail {
 void check_problem(const SineProblem& pb, size_t theta_size, size_t phi_size) {
   const auto& r = pb.regressor.sizes;
   const auto& l = pb.loss.sizes;
-  if (r.size() < 2 || r.front() != 1 || r.back() != 1 || !pb.regressor.bias)
-    throw Error("sine: the regressor must be 1-...-1 with biases");
-  if (l.size() < 2 || l.front() != 2 || l.back() != 1 || pb.loss.bias)
-    throw Error("sine: the learned loss must be 2-...-1 without biases");
+  if (pb.model == SineModel::Frequency) {
+    if (r != std::vector<int>{1, 1} || pb.regressor.bias) throw Error("sine: the frequency model has one parameter");
+    if (l.size() < 2 || l.front() != 3 || l.back() != 1 || !pb.loss.bias)
+      throw Error("sine: the frequency model's learned loss must be 3-...-1 with biases");
+  } else {
+    if (r.size() < 2 || r.front() != 1 || r.back() != 1 || !pb.regressor.bias)
+      throw Error("sine: the regressor must be 1-...-1 with biases");
+    if (l.size() < 2 || l.front() != 2 || l.back() != 1 || pb.loss.bias)
+      throw Error("sine: the learned loss must be 2-...-1 without biases");
+    if (pb.shaping) throw Error("sine: shaping needs the frequency model");
+  }
   if (theta_size != pb.regressor.num_params())
     throw Error("sine: theta has " + std::to_string(theta_size) + " values, the regressor needs " +
                 std::to_string(pb.regressor.num_params()));
@@ -66,8 +105,11 @@ void check_problem(const SineProblem& pb, size_t theta_size, size_t phi_size) {
 
 SineProblem problem_from(const Config& cfg) {
   SineProblem pb;
-  pb.regressor = sine_regressor_shape(cfg.get_int_list("sine.regressor_hidden"));
-  pb.loss = sine_loss_shape(cfg.get_int_list("sine.loss_hidden"));
+  pb.model = parse_sine_model(cfg.get_string("sine.model"));
+  pb.regressor = pb.model == SineModel::Frequency ? frequency_model_shape()
+                                                  : sine_regressor_shape(cfg.get_int_list("sine.regressor_hidden"));
+  pb.loss = sine_loss_shape(cfg.get_int_list("sine.loss_hidden"), pb.model);
+  pb.shaping = cfg.get_bool("sine.shaping");
   pb.inner_lr = cfg.get_double("sine.inner_lr");
   pb.inner_steps = static_cast<int>(cfg.get_int("sine.inner_steps"));
   pb.float64 = cfg.get_bool("sine.float64");
@@ -87,6 +129,14 @@ SineInit parse_sine_init(const std::string& name) {
   if (name == "xavier") return SineInit::Xavier;
   throw Error("unknown initialisation '" + name + "' (expected torch or xavier)");
 }
+
+SineModel parse_sine_model(const std::string& name) {
+  if (name == "mlp") return SineModel::Mlp;
+  if (name == "frequency") return SineModel::Frequency;
+  throw Error("unknown sine model '" + name + "' (expected mlp or frequency)");
+}
+
+const char* sine_model_name(SineModel m) { return m == SineModel::Frequency ? "frequency" : "mlp"; }
 
 SineImpl parse_sine_impl(const std::string& name) {
   if (name == "eigen") return SineImpl::Eigen;

@@ -22,7 +22,21 @@ std::vector<SineTask> sine_test_tasks(int count, uint64_t seed) {
   return tasks;
 }
 
+SineData frequency_data(double frequency, int points, uint64_t seed, bool grid) {
+  if (points < 1) throw Error("sine: a task needs at least one point");
+  Rng rng(seed);
+  SineData d;
+  d.x.resize(points), d.y.resize(points);
+  d.theta_star = frequency;
+  for (int i = 0; i < points; ++i) {
+    d.x[i] = grid ? -5.0 + 10.0 * i / points : rng.uniform(-5.0, 5.0);
+    d.y[i] = std::sin(frequency * d.x[i]);
+  }
+  return d;
+}
+
 SineData sample_sine_data(const SineTask& task, int points, uint64_t seed) {
+  if (std::isfinite(task.frequency)) return frequency_data(task.frequency, points, seed);
   if (points < 1) throw Error("sine: a task needs at least one point");
   Rng rng(seed);
   SineData d;
@@ -63,7 +77,10 @@ MlpShape mlp_shape(int inputs, const std::vector<int>& hidden, int outputs, bool
 }  // namespace
 
 MlpShape sine_regressor_shape(const std::vector<int>& hidden) { return mlp_shape(1, hidden, 1, true); }
-MlpShape sine_loss_shape(const std::vector<int>& hidden) { return mlp_shape(2, hidden, 1, false); }
+MlpShape sine_loss_shape(const std::vector<int>& hidden, SineModel model) {
+  return model == SineModel::Frequency ? mlp_shape(3, hidden, 1, true) : mlp_shape(2, hidden, 1, false);
+}
+MlpShape frequency_model_shape() { return MlpShape{{1, 1}, false}; }
 
 namespace sine_detail {
 

@@ -225,12 +225,14 @@ class EigenSine : public Engine<T> {
   }
 
   // One inner step, then dL_T/dphi by forward-over-reverse (see sine.h).
-  void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss) override {
+  void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss,
+                 T* theta_after) override {
     using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
     const Eigen::Index np = static_cast<Eigen::Index>(rl_.total);
     *inner_loss = inner_grad(theta, phi, g_.data());
     Eigen::Map<Vec>(theta1_.data(), np) =
         Eigen::Map<const Vec>(theta, np) - alpha_ * Eigen::Map<const Vec>(g_.data(), np);
+    if (theta_after) std::copy(theta1_.begin(), theta1_.end(), theta_after);
     *task_loss = mse(reg1_, theta1_.data(), v_.data());   // v = dL_T/dtheta'
     reg0_.jvp(rl_, theta, v_.data(), ydot_);               // ydot = J_theta(y) v
     // S = (1/n) sum_i ydot_i sigmoid(o_i) odot_i; its partials wrt o_i and odot_i.
@@ -243,6 +245,11 @@ class EigenSine : public Engine<T> {
     }
     loss_.backward(ll_, phi, bar_, gphi);
     Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>(gphi, static_cast<Eigen::Index>(ll_.total)) *= -alpha_;
+  }
+
+  void values(const T* theta, const T* phi, double* learned, double* mse_out) override {
+    if (phi) *learned = inner_grad(theta, phi, g_.data());
+    *mse_out = mse(reg0_, theta, nullptr);
   }
 
   std::vector<double> train(T* theta, const T* phi, double lr, int steps) override {

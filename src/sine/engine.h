@@ -17,8 +17,11 @@ class Engine {
  public:
   virtual ~Engine() = default;
   // gphi = dL_T(theta_K)/dphi (phi's size); *task_loss = L_T(theta_K),
-  // *inner_loss = L_in(theta_0).
-  virtual void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss) = 0;
+  // *inner_loss = L_in(theta_0); theta_after (optional) receives theta_K.
+  virtual void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss,
+                         T* theta_after = nullptr) = 0;
+  // The learned loss L_in(theta) (phi non-null) and the MSE at theta.
+  virtual void values(const T* theta, const T* phi, double* learned, double* mse) = 0;
   // `steps` plain SGD steps of size `lr` on theta (in place), on the learned
   // loss, or on the MSE when `phi` is null. Returns the MSE before each step
   // and after the last one.

@@ -26,6 +26,7 @@
 // here that includes LibTorch), loss_file.cpp (the sine_loss archive),
 // meta_learner.cpp (the engine entry points and SineMetaLearner), drivers.cpp
 // (meta-train, meta-test, benchmark); internal.h holds what they share.
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -47,21 +48,38 @@ void check_sine_config(const Config& cfg);
 // Schema defaults, then the YAML file (if `path` is non-empty), then overrides.
 Config load_sine_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// ---- the two models --------------------------------------------------------------
+// Mlp: the paper's first experiment, an MLP regressor of y = A sin(x - p), the
+// learned loss sees [prediction, target] (ReLU, no biases, softplus output).
+// Frequency: the shaping experiment (paper section IV.B), y = sin(theta x) with
+// one parameter theta; the learned loss sees [x, prediction, target] (ELU,
+// biases, linear output: the reference's Ml3_loss_shaped_sine). Its theta is
+// stored as a 1x1 weight without bias, so the flat layout stays an MLP's.
+enum class SineModel { Mlp, Frequency };
+SineModel parse_sine_model(const std::string& name);  // "mlp" | "frequency"
+const char* sine_model_name(SineModel m);
+
 // ---- tasks and data ------------------------------------------------------------
-// y = amplitude * sin(x - phase), x ~ U[x_min, x_max].
+// Mlp model: y = amplitude * sin(x - phase), x ~ U[x_min, x_max].
+// Frequency model: y = sin(frequency * x) (amplitude and phase unused).
 struct SineTask {
   double amplitude = 1.0;
   double phase = 3.141592653589793;
   double x_min = -2.0, x_max = 2.0;
+  double frequency = std::nan("");  // set: the frequency model's task
 };
 struct SineData {
   std::vector<double> x, y;  // `points` values each
+  double theta_star = std::nan("");  // the true parameter (frequency tasks): shaping's extra information
 };
 // The meta-training task: A = 1, p = pi, x in [-2, 2].
 SineTask sine_train_task();
 // `count` out-of-distribution tasks: A ~ U[0.2, 5], p ~ U[-pi, pi], x in [-5, 5].
 std::vector<SineTask> sine_test_tasks(int count, uint64_t seed);
 SineData sample_sine_data(const SineTask& task, int points, uint64_t seed);
+// A frequency task's data: theta* = `frequency`, x ~ U[-5, 5] (or the grid
+// -5, -4.9, ..., 4.9 of the reference's test when `grid`).
+SineData frequency_data(double frequency, int points, uint64_t seed, bool grid = false);
 
 // ---- networks --------------------------------------------------------------------
 // An MLP with ReLU between layers and a linear output.
@@ -76,8 +94,11 @@ struct MlpShape {
 // Regressor 1 - hidden... - 1, ReLU, with biases.
 MlpShape sine_regressor_shape(const std::vector<int>& hidden);
 // Learned loss 2 - hidden... - 1, ReLU, no biases; softplus is applied to its
-// output; input [prediction, target].
-MlpShape sine_loss_shape(const std::vector<int>& hidden);
+// output; input [prediction, target]. Frequency model: 3 - hidden... - 1, ELU,
+// biases, linear output; input [x, prediction, target].
+MlpShape sine_loss_shape(const std::vector<int>& hidden, SineModel model = SineModel::Mlp);
+// The frequency model's parameter vector: a 1x1 weight, no bias.
+MlpShape frequency_model_shape();
 
 enum class SineInit {
   Torch,   // W, b ~ U(+-1/sqrt(fan_in)): nn.Linear's default and FunctionalMlp::init's draw order
@@ -92,16 +113,21 @@ SineImpl parse_sine_impl(const std::string& name);  // "eigen" | "autograd"
 const char* sine_impl_name(SineImpl impl);
 
 struct SineProblem {
+  SineModel model = SineModel::Mlp;
   MlpShape regressor, loss;
   double inner_lr = 1e-3;
   int inner_steps = 1;    // K (eigen: 1 only)
   bool float64 = false;   // compute in double (else float)
+  // Frequency model only: the task loss is |theta_K - theta*| (the data's
+  // theta_star) instead of the MSE (autograd only).
+  bool shaping = false;
 };
 
 struct MetaGradient {
   double task_loss = 0;   // L_T(theta_K)
   double inner_loss = 0;  // L_in(theta_0)
   std::vector<double> grad;  // dL_T/dphi, flat like phi
+  std::vector<double> theta_after;  // theta_K
 };
 
 // dL_T(theta_K)/dphi with theta_{k+1} = theta_k - inner_lr * dL_in(theta_k)/dtheta.
@@ -130,7 +156,8 @@ std::vector<double> sine_train_regressor(SineImpl impl, const SineProblem& probl
 // float64, implementation, seed, ...} and one blob per layer ("phi.0", ...,
 // shape [in, out], f32 or f64 as trained).
 struct SineLoss {
-  std::vector<int> sizes;  // 2, hidden..., 1
+  SineModel model = SineModel::Mlp;  // which model's loss (its inputs, activation, biases)
+  std::vector<int> sizes;  // 2 (frequency: 3), hidden..., 1
   bool float64 = false;    // stored precision (float values are stored exactly)
   std::vector<double> phi;
 };
@@ -178,6 +205,16 @@ class SineMetaLearner {
 //  "mse_initial", "mse_learned_loss", "mse_mse", "learned_better_fraction",
 //  "per_task": [...]}, "transfer": {...}}.
 std::string run_sine_meta_test(const std::string& loss_file, const Config& cfg, bool quiet);
+
+// The loss landscape of a learned loss (JSON for tools/plot.py's `landscape`
+// mode, `points` samples per axis). Frequency model: the learned loss, the
+// MSE and |theta - theta*| over theta in [-7, 7] on the meta-test task
+// (1-D, the paper's figure), and the learned loss and the MSE over theta x
+// theta* (2-D; the model has one parameter). Mlp model: on the first meta-test
+// task, along the line from a fresh regressor theta0 (a = 0) to the one trained
+// with the learned loss (a = 1), and over the plane of that line and a random
+// direction of the same length.
+std::string sine_landscape(const std::string& loss_file, const Config& cfg, int points);
 
 // Median wall time (ms) of one meta step with `cfg` over `steps` steps (after a
 // short warm-up): the benchmark.

@@ -4,15 +4,21 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/abs.h>
 #include <ATen/ops/from_blob.h>
+#include <ATen/ops/sin.h>
 #include <ATen/ops/softplus.h>
 #include <ATen/ops/sub.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <type_traits>
 
+#include "core/error.h"
 #include "models/nets.h"
 #include "src/sine/engine.h"
 #include "src/sine/internal.h"
@@ -56,10 +62,14 @@ class TorchSine : public Engine<T> {
  public:
   TorchSine(const SineProblem& pb, const SineData& data)
       : pb_(pb),
+        freq_(pb.model == SineModel::Frequency),
         rl_(pb.regressor),
         ll_(pb.loss),
-        reg_(pb.regressor.sizes, Activation::Relu, true),
-        loss_(pb.loss.sizes, Activation::Relu, false) {
+        reg_(pb.regressor.sizes, Activation::Relu, pb.regressor.bias),
+        loss_(pb.loss.sizes, freq_ ? Activation::Elu : Activation::Relu, pb.loss.bias),
+        theta_star_(data.theta_star) {
+    if (pb.shaping && !std::isfinite(theta_star_))
+      throw Error("sine: shaping needs the task's true parameter theta* (a frequency task)");
     const int64_t n = static_cast<int64_t>(data.x.size());
     x_ = at::empty({n, 1}, at::TensorOptions().dtype(scalar_type<T>()));
     t_ = at::empty({n, 1}, at::TensorOptions().dtype(scalar_type<T>()));
@@ -69,14 +79,33 @@ class TorchSine : public Engine<T> {
     }
   }
 
+  // Mlp: the regressor; frequency: sin(theta x) (theta is a 1x1 weight).
+  at::Tensor predict(const Params& theta) const { return freq_ ? at::sin(x_.mm(theta[0])) : reg_.forward(x_, theta); }
   at::Tensor inner_loss(const Params& theta, const Params& phi) const {
-    const at::Tensor y = reg_.forward(x_, theta);
+    const at::Tensor y = predict(theta);
+    if (freq_) return loss_.forward(at::cat({x_, y, t_}, 1), phi).mean();
     return at::softplus(loss_.forward(at::cat({y, t_}, 1), phi)).mean();
   }
-  at::Tensor mse(const Params& theta) const { return reg_.forward(x_, theta).sub(t_).pow(2).mean(); }
+  at::Tensor mse(const Params& theta) const { return predict(theta).sub(t_).pow(2).mean(); }
+  // The meta-training task loss: the MSE, or |theta - theta*| with shaping.
+  at::Tensor task_loss(const Params& theta) const {
+    return pb_.shaping ? at::abs(at::sub(theta[0].sum(), theta_star_)) : mse(theta);
+  }
+
+  void values(const T* theta, const T* phi, double* learned, double* mse_out) override {
+    c10::AutoGradMode no_grad(false);
+    const Params th = to_tensors(rl_, theta, false);
+    if (phi) {
+      const at::Tensor l = inner_loss(th, to_tensors(ll_, phi, false));
+      *learned = l.item<double>();
+    }
+    const at::Tensor m = mse(th);
+    *mse_out = m.item<double>();
+  }
 
   // K unrolled inner steps with create_graph, then dL_T/dphi.
-  void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss_out) override {
+  void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss_out, double* inner_loss_out,
+                 T* theta_after) override {
     Params th = to_tensors(rl_, theta, true);
     const Params ph = to_tensors(ll_, phi, true);
     for (int k = 0; k < pb_.inner_steps; ++k) {
@@ -85,9 +114,18 @@ class TorchSine : public Engine<T> {
       const auto g = torch::autograd::grad({lin}, th, {}, /*retain_graph=*/true, /*create_graph=*/true);
       for (size_t i = 0; i < th.size(); ++i) th[i] = at::sub(th[i], g[i], pb_.inner_lr);
     }
-    const at::Tensor lt = mse(th);
-    *task_loss = lt.item<double>();
-    from_tensors(ll_, torch::autograd::grad({lt}, ph), gphi);
+    const at::Tensor lt = task_loss(th);
+    *task_loss_out = lt.item<double>();
+    // The loss's last bias (frequency model) shifts L_in by a constant: no gradient.
+    std::vector<at::Tensor> gp = torch::autograd::grad({lt}, ph, {}, c10::nullopt, false, /*allow_unused=*/true);
+    for (size_t i = 0; i < gp.size(); ++i)
+      if (!gp[i].defined()) gp[i] = at::zeros_like(ph[i]);
+    from_tensors(ll_, gp, gphi);
+    if (theta_after) {
+      Params detached;
+      for (const auto& t : th) detached.push_back(t.detach());
+      from_tensors(rl_, detached, theta_after);
+    }
   }
 
   std::vector<double> train(T* theta, const T* phi, double lr, int steps) override {
@@ -109,8 +147,10 @@ class TorchSine : public Engine<T> {
 
  private:
   SineProblem pb_;
+  bool freq_;
   Layout rl_, ll_;
   FunctionalMlp reg_, loss_;
+  double theta_star_;
   at::Tensor x_, t_;
 };
 

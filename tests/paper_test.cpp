@@ -1,0 +1,269 @@
+// Tests of the paper's shaping experiments: the shaped sine (src/sine/, the
+// frequency model y = sin(theta x)) and the mountain car with an intermediate
+// goal (src/mountain_car.h), and their landscapes. Small networks, few
+// iterations, fixed seeds.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/archive.h"
+#include "core/error.h"
+#include "src/algorithm.h"
+#include "src/mountain_car.h"
+#include "src/sine/sine.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+namespace {
+
+using test::error_of;
+using test::read_text;
+using test::temp_dir;
+
+SineProblem frequency_problem(bool shaping) {
+  SineProblem pb;
+  pb.model = SineModel::Frequency;
+  pb.regressor = frequency_model_shape();
+  pb.loss = sine_loss_shape({6, 6}, SineModel::Frequency);
+  pb.inner_lr = 1.0;
+  pb.float64 = true;
+  pb.shaping = shaping;
+  return pb;
+}
+
+// The autograd meta-gradient through sin(theta x), the ELU loss with biases and
+// either task loss (|theta' - theta*| or the MSE) matches central finite
+// differences; theta_after is theta - lr dL/dtheta.
+TEST(ShapedSine, MetaGradientMatchesFiniteDifferences) {
+  for (bool shaping : {true, false}) {
+    const SineProblem pb = frequency_problem(shaping);
+    const SineData data = frequency_data(0.7, 16, 3);
+    const std::vector<double> theta{0.1};
+    std::vector<double> phi = init_mlp_params(pb.loss, SineInit::Torch, 5);  // random biases too
+    const MetaGradient mg = sine_meta_gradient(SineImpl::Autograd, pb, theta, phi, data);
+    ASSERT_EQ(mg.grad.size(), pb.loss.num_params());
+    ASSERT_EQ(mg.theta_after.size(), 1u);
+    if (shaping) {
+      EXPECT_NEAR(mg.task_loss, std::abs(mg.theta_after[0] - 0.7), 1e-12);
+    }
+    std::vector<double> fd(phi.size());
+    const double eps = 1e-6;
+    double num = 0, den = 0;
+    for (size_t j = 0; j < phi.size(); ++j) {
+      std::vector<double> p = phi, m = phi;
+      p[j] += eps, m[j] -= eps;
+      fd[j] = (sine_meta_gradient(SineImpl::Autograd, pb, theta, p, data).task_loss -
+               sine_meta_gradient(SineImpl::Autograd, pb, theta, m, data).task_loss) / (2 * eps);
+      num += (fd[j] - mg.grad[j]) * (fd[j] - mg.grad[j]), den += fd[j] * fd[j];
+    }
+    EXPECT_GT(den, 0.0);
+    EXPECT_LT(std::sqrt(num / den), 1e-6) << "shaping " << shaping;
+  }
+}
+
+Config shaped_config(const std::vector<std::string>& extra) {
+  std::vector<std::string> o{"sine.iterations=40", "sine.tasks_per_iteration=2", "sine.task_steps=10", "seed=1",
+                             "sine.outer_lr_decay=0"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return load_sine_config(std::string(ML3_SOURCE_DIR) + "/configs/shaped_sine_ml3.yaml", o);
+}
+
+// theta after 10 meta-test steps with the loss meta-trained under `cfg`.
+double theta_after_10(const Config& cfg, const fs::path& dir, const std::string& name, bool train = true) {
+  SineMetaLearner learner(cfg);
+  for (int it = 1; train && it <= cfg.get_int("sine.iterations"); ++it) learner.step(it);
+  const std::string path = (dir / name).string();
+  save_sine_loss(path, learner.loss());
+  const auto j = nlohmann::json::parse(run_sine_meta_test(path, cfg, true));
+  return j.at("theta_after_steps").at("10").get<double>();
+}
+
+// A short meta-training (80 tasks) with shaping moves theta from 0.1 close to
+// theta* = 0.7 in 10 SGD steps; the same training on the MSE and the untrained
+// loss end at least twice as far from theta*.
+TEST(ShapedSine, ShapingLearnsFasterThanTheMse) {
+  const fs::path dir = temp_dir("shaped_sine");
+  const double shaped = theta_after_10(shaped_config({}), dir, "shaped.ml3");
+  const double unshaped = theta_after_10(shaped_config({"sine.shaping=false"}), dir, "unshaped.ml3");
+  const double untrained = theta_after_10(shaped_config({}), dir, "untrained.ml3", false);
+  EXPECT_LT(std::abs(shaped - 0.7), 0.1) << "shaped " << shaped;
+  EXPECT_LT(std::abs(shaped - 0.7), 0.5 * std::abs(unshaped - 0.7)) << "shaped " << shaped << ", unshaped " << unshaped;
+  EXPECT_LT(std::abs(shaped - 0.7), 0.5 * std::abs(untrained - 0.7)) << "shaped " << shaped << ", untrained " << untrained;
+  std::printf("theta after 10 steps: shaped %.4f, unshaped %.4f, untrained %.4f\n", shaped, unshaped, untrained);
+  fs::remove_all(dir);
+}
+
+// The frequency loss file keeps its model, biases and bits; a loss of one
+// model is refused by a config of the other.
+TEST(ShapedSine, LossFileAndConfigErrors) {
+  const fs::path dir = temp_dir("shaped_file");
+  SineMetaLearner learner(shaped_config({"sine.iterations=2"}));
+  learner.step(1);
+  const SineLoss loss = learner.loss();
+  EXPECT_EQ(loss.model, SineModel::Frequency);
+  EXPECT_EQ(loss.sizes, (std::vector<int>{3, 10, 10, 10, 1}));
+  save_sine_loss((dir / "f.ml3").string(), loss);
+  const SineLoss back = load_sine_loss((dir / "f.ml3").string());
+  EXPECT_EQ(back.model, SineModel::Frequency);
+  ASSERT_EQ(back.phi.size(), loss.phi.size());
+  EXPECT_EQ(std::memcmp(back.phi.data(), loss.phi.data(), loss.phi.size() * sizeof(double)), 0);
+  const Config mlp = load_sine_config("", {});
+  EXPECT_NE(error_of([&] { run_sine_meta_test((dir / "f.ml3").string(), mlp, true); }).find("sine.model=frequency"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_sine_config("", {"sine.shaping=true"}); }).find("needs sine.model=frequency"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_sine_config("", {"sine.model=frequency"}); }).find("implementation=autograd"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_sine_config("", {"sine.model=freq"}); }).find("sine.model"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// ml3 landscape of a shaped-sine loss: JSON, CSVs and the minima; the MSE's
+// minimum over theta on the grid is at theta* (within a grid step).
+TEST(ShapedSine, Landscape) {
+  const fs::path dir = temp_dir("landscape");
+  SineMetaLearner learner(shaped_config({"sine.iterations=2"}));
+  learner.step(1);
+  save_sine_loss((dir / "f.ml3").string(), learner.loss());
+  std::ofstream(dir / "c.yaml") << shaped_config({}).to_yaml();
+  LandscapeArgs a;
+  a.loss_file = (dir / "f.ml3").string();
+  a.config_path = (dir / "c.yaml").string();
+  a.out_dir = (dir / "out").string();
+  a.points = 15;
+  const auto summary = nlohmann::json::parse(run_landscape(a));
+  for (const char* f : {"landscape.json", "landscape_1d.csv", "landscape_2d.csv", "config.yaml"})
+    EXPECT_TRUE(fs::exists(dir / "out" / f)) << f;
+  const auto j = nlohmann::json::parse(read_text(dir / "out" / "landscape.json"));
+  ASSERT_EQ(j.at("one_d").size(), 1u);
+  EXPECT_EQ(j["one_d"][0]["x"].size(), 15u);
+  EXPECT_EQ(j["two_d"][0]["surfaces"]["MSE"].size(), 15u);
+  const double step = 14.0 / 14;
+  EXPECT_NEAR(summary.at("minima").at("1d: task theta* = 0.7: MSE").at("x").get<double>(), 0.7, step);
+  // 1 header + 15 rows; 2 surfaces x 15 x 15 rows + header.
+  const std::string one = read_text(dir / "out" / "landscape_1d.csv");
+  EXPECT_EQ(std::count(one.begin(), one.end(), '\n'), 16);
+  const std::string two = read_text(dir / "out" / "landscape_2d.csv");
+  EXPECT_EQ(std::count(two.begin(), two.end(), '\n'), 1 + 2 * 15 * 15);
+  // An existing output folder is kept unless --force.
+  EXPECT_NE(error_of([&] { run_landscape(a); }).find("exists"), std::string::npos);
+  a.force = true;
+  EXPECT_EQ(error_of([&] { run_landscape(a); }), "(no error)");
+  fs::remove_all(dir);
+}
+
+// The differentiable dynamics are the reference's equations.
+TEST(MountainCar, RolloutFollowsTheEquations) {
+  for (const std::array<double, 2> w : {std::array<double, 2>{0.0, 0.0}, {-0.3, 2.0}, {5.0, 0.1}}) {
+    const auto states = mountain_car_rollout(w, 35);
+    ASSERT_EQ(states.size(), 36u);
+    double p = -0.55, v = 0;
+    for (int t = 0; t < 35; ++t) {
+      const double a = std::clamp(w[0] * p + w[1] * v, -0.25, 0.25);
+      v += (-9.8 * 0.2 * std::cos(3 * p) + a / 0.2 - 0.3 * v) * 0.1;
+      p += v * 0.1;
+      v = std::clamp(v, -1.5, 1.5);
+      p = std::clamp(p, -1.2, 0.5);
+      if (p <= -1.2 && v < 0) v = 0;
+      EXPECT_NEAR(states[t + 1][0], p, 1e-9) << t;
+      EXPECT_NEAR(states[t + 1][1], v, 1e-9) << t;
+    }
+  }
+}
+
+
+// Mountain car under the runner (ml3 meta-train): a short shaped meta-training
+// (100 iterations, the reference's loss network) gets the first test policy to
+// the goal and keeps it there for at least 20 of 50 test steps; plain SGD on the task loss itself does not get there; the run folder
+// has the loss file, metrics and the summary's median iteration time, and a
+// stopped and resumed run gives the same numbers.
+TEST(MountainCar, ShapedMetaTrainingReachesTheGoal) {
+  const fs::path dir = temp_dir("mcar");
+  const std::string cfg_path = (dir / "mc.yaml").string();
+  std::ofstream(cfg_path) << load_config(Command::MetaTrain, std::string(ML3_SOURCE_DIR) + "/configs/mountain_car_ml3.yaml",
+                                         {"mountain_car.iterations=100", "mountain_car.test_seeds=1",
+                                          "mountain_car.eval_every=0", "mountain_car.checkpoint_every=50"})
+                                 .to_yaml();
+  RunArgs args;
+  args.command = Command::MetaTrain;
+  args.config_path = cfg_path;
+  args.out_dir = (dir / "run").string();
+  args.quiet = true;
+  const auto summary = nlohmann::json::parse(run(args).summary);
+  EXPECT_GT(summary.at("meta_iteration_seconds_median").get<double>(), 0.0);
+  for (const char* f : {"loss.ml3", "metrics.csv", "summary.json", "checkpoints/last.ckpt"})
+    EXPECT_TRUE(fs::exists(dir / "run" / f)) << f;
+  const Config cfg = load_config(Command::MetaTrain, cfg_path, {});
+  const auto j = nlohmann::json::parse(run_mountain_car_meta_test((dir / "run" / "loss.ml3").string(), cfg, true));
+  EXPECT_EQ(j.at("final_position_after_steps").size(), 50u);
+  EXPECT_GE(j.at("max_consecutive_steps_at_goal").get<int>(), 20) << j.at("final_position_after_steps").dump();
+  EXPECT_EQ(j.at("task_loss_sgd").at("max_consecutive_steps_at_goal").get<int>(), 0);
+  // Stopped and resumed: the same metrics and loss (a 10-iteration run).
+  const std::string short_path = (dir / "short.yaml").string();
+  std::ofstream(short_path) << load_config(Command::MetaTrain, cfg_path, {"mountain_car.iterations=10",
+                                                                          "mountain_car.checkpoint_every=2"})
+                                   .to_yaml();
+  args.config_path = short_path;
+  args.out_dir = (dir / "whole").string();
+  run(args);
+  args.out_dir = (dir / "split").string();
+  args.stop_after = 4;
+  EXPECT_EQ(run(args).summary, "");
+  RunArgs resume;
+  resume.command = Command::MetaTrain;
+  resume.resume_dir = (dir / "split").string();
+  resume.quiet = true;
+  run(resume);
+  auto rows = [](const fs::path& d) { return test::metric_columns(d, {"task_loss", "grad_norm", "pool_final_position"}); };
+  EXPECT_EQ(rows(dir / "whole"), rows(dir / "split"));
+  EXPECT_EQ(rows(dir / "whole").size(), 10u);
+  EXPECT_EQ(read_text(dir / "whole" / "loss.ml3"), read_text(dir / "split" / "loss.ml3"));
+  EXPECT_NE(error_of([&] { run_mountain_car_meta_test((dir / "missing.ml3").string(), cfg, true); }).find("missing.ml3"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
+
+// The shipped configs load and write out every key of their schema.
+TEST(PaperConfigs, ShippedConfigsWriteOutEveryKey) {
+  for (const char* name : {"shaped_sine_ml3", "mountain_car_ml3"}) {
+    const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
+    const Config c = load_config(Command::MetaTrain, path, {});
+    const std::string text = read_text(path);
+    for (const auto& d : c.schema().params())
+      EXPECT_NE(text.find(d.key.substr(d.key.rfind('.') + 1) + ":"), std::string::npos) << name << " lacks " << d.key;
+  }
+  EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"algorithm=mountain_car", "mountain_car.horizon=10"}); })
+                .find("horizon > 15"),
+            std::string::npos);
+}
+
+
+// The MLP sine loss's landscape: along the training path (a = 0: the fresh
+// regressor, a = 1: trained) and a plane; training with the loss lowered it.
+TEST(SineLandscape, MlpAlongTheTrainingPath) {
+  const Config cfg = load_sine_config("", {"sine.regressor_hidden=[8,4]", "sine.loss_hidden=[6,6]", "sine.test_steps=20",
+                                            "sine.inner_lr=0.01", "sine.points=16"});
+  SineMetaLearner learner(cfg);
+  for (int it = 1; it <= 5; ++it) learner.step(it);
+  const fs::path dir = temp_dir("mlp_landscape");
+  save_sine_loss((dir / "l.ml3").string(), learner.loss());
+  const auto j = nlohmann::json::parse(sine_landscape((dir / "l.ml3").string(), cfg, 5));
+  const auto& one = j.at("one_d").at(0);
+  EXPECT_EQ(one.at("x"), (std::vector<double>{-0.5, 0.0, 0.5, 1.0, 1.5}));
+  const auto& l = one.at("curves").at("learned loss");
+  EXPECT_LT(l[3].get<double>(), l[1].get<double>()) << "20 SGD steps on the loss did not lower it";
+  EXPECT_EQ(j.at("two_d").at(0).at("surfaces").at("MSE").size(), 5u);
+  EXPECT_NE(error_of([&] { sine_landscape((dir / "l.ml3").string(), cfg, 2); }).find("at least 3"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace ml3
