@@ -6,7 +6,8 @@
 //   StepResult r = env->step(action);   // obs, reward, terminated, truncated, info
 //
 // Environments never terminate early; episodes are truncated at
-// spec().episode_steps (time limit: learners must bootstrap, see DESIGN.md).
+// spec().episode_steps (a time limit, not a terminal state: learners bootstrap
+// the value of the truncated state, see compute_gae in src/pg.cpp).
 #include <cstdint>
 #include <memory>
 #include <string>
