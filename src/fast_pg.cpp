@@ -4,7 +4,72 @@
 #include <cmath>
 #include <cstring>
 
+// The Fortran BLAS interface (every BLAS has it; LibTorch links libblas.so.3).
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
+
 namespace ml3 {
+namespace {
+// Row-major C[m x n] = op(A) op(B), op(X) = X or X^T of the stored row-major
+// matrices with row lengths lda, ldb; as column-major C^T = op(B)^T op(A)^T.
+void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c) {
+  const float one = 1.f, zero = 0.f;
+  sgemm_(tb ? "T" : "N", ta ? "T" : "N", &n, &m, &k, &one, b, &ldb, a, &lda, &zero, c, &n);
+}
+}  // namespace
+
+SmallMlp::SmallMlp(std::vector<int> sizes, MlpAct act) : sizes_(std::move(sizes)), act_(act), h_(sizes_.size()) {
+  for (size_t l = 0; l + 1 < sizes_.size(); ++l) n_params_ += static_cast<size_t>(sizes_[l] + 1) * sizes_[l + 1];
+}
+
+MlpLayer SmallMlp::layer(const float* flat, size_t l) const {
+  size_t off = 0;
+  for (size_t k = 0; k < l; ++k) off += static_cast<size_t>(sizes_[k] + 1) * sizes_[k + 1];
+  return {flat + off, flat + off + static_cast<size_t>(sizes_[l]) * sizes_[l + 1], sizes_[l], sizes_[l + 1]};
+}
+
+const float* SmallMlp::forward(const float* flat, const float* x, int rows) {
+  const size_t L = sizes_.size() - 1;
+  rows_ = rows;
+  for (size_t l = 0; l <= L; ++l)
+    if (h_[l].size() < static_cast<size_t>(rows) * sizes_[l]) h_[l].resize(static_cast<size_t>(rows) * sizes_[l]);
+  std::memcpy(h_[0].data(), x, sizeof(float) * rows * sizes_[0]);
+  for (size_t l = 0; l < L; ++l) {
+    const MlpLayer p = layer(flat, l);
+    gemm(false, false, rows, p.out, p.in, h_[l].data(), p.in, p.w, p.out, h_[l + 1].data());
+    mlp_bias_act(p, act_, l + 1 == L, rows, h_[l + 1].data());
+  }
+  return h_[L].data();
+}
+
+void SmallMlp::backward(const float* flat, const float* dy, float* grad) {
+  const size_t L = sizes_.size() - 1;
+  const int rows = rows_;
+  int widest = 0;
+  for (int s : sizes_) widest = std::max(widest, s);
+  if (d_.size() < static_cast<size_t>(rows) * widest) d_.resize(static_cast<size_t>(rows) * widest);
+  if (d_prev_.size() < d_.size()) d_prev_.resize(d_.size());
+  std::memcpy(d_.data(), dy, sizeof(float) * rows * sizes_.back());
+  for (size_t l = L; l-- > 0;) {
+    const MlpLayer p = layer(flat, l), g = layer(grad, l);
+    const Eigen::Map<const RowMatrixXf> D(d_.data(), rows, p.out);
+    gemm(true, false, p.in, p.out, rows, h_[l].data(), p.in, d_.data(), p.out, const_cast<float*>(g.w));
+    Eigen::Map<Eigen::RowVectorXf>(const_cast<float*>(g.b), p.out) = D.colwise().sum();
+    if (l == 0) break;
+    gemm(false, true, rows, p.in, p.out, d_.data(), p.out, p.w, p.out, d_prev_.data());
+    // Derivative of the activation from its output h = act(u).
+    Eigen::Map<RowMatrixXf> dm(d_prev_.data(), rows, p.in);
+    const Eigen::Map<const RowMatrixXf> hm(h_[l].data(), rows, p.in);
+    switch (act_) {
+      case MlpAct::Tanh: dm.array() *= 1.f - hm.array().square(); break;
+      case MlpAct::Relu: dm.array() *= (hm.array() > 0.f).cast<float>(); break;
+      case MlpAct::Elu: dm.array() *= (hm.array() > 0.f).select(1.f, hm.array() + 1.f); break;
+      case MlpAct::None: break;
+    }
+    d_.swap(d_prev_);
+  }
+}
 
 FastPolicyGradient::FastPolicyGradient(std::vector<int> policy_sizes, MlpAct policy_act, double log_std_min,
                                        double log_std_max, std::vector<int> value_sizes, MlpAct value_act)

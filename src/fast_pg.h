@@ -1,7 +1,8 @@
 #pragma once
 // The fast path of the policy-gradient learners (pg.backend = fast): the
 // policy and value networks' forward and backward and the REINFORCE / PPO
-// losses written by hand for small matrices (core/small_mlp.h), on flat
+// losses written by hand for small matrices (BLAS products, core/small_mlp.h's
+// bias and activations), on flat
 // float32 parameter vectors in the layout of the LibTorch parameter lists
 // (policy: W_0, b_0, ..., log_std; value: W_0, b_0, ...). The LibTorch path
 // (src/pg.h) is the reference it is tested against (tests/learn_test.cpp:
@@ -14,6 +15,34 @@
 namespace ml3 {
 
 enum class PgLoss { Reinforce, Ppo };
+
+// An MLP over a flat parameter vector (the layout of core/small_mlp.h) that
+// keeps its activations for one backward pass. The matrix products go to the
+// BLAS LibTorch already uses (OpenBLAS after tools/setup.sh: runtime-dispatched
+// SIMD kernels, one thread as set by torch_threads); bias and activation are
+// core/small_mlp.h's. Buffers grow to the largest row count seen and are
+// reused: no allocation per call at a fixed minibatch size.
+class SmallMlp {
+ public:
+  SmallMlp() = default;
+  SmallMlp(std::vector<int> sizes, MlpAct act);
+  size_t num_params() const { return n_params_; }
+  // Layer l's view of a flat parameter vector (or of its gradient).
+  MlpLayer layer(const float* flat, size_t l) const;
+  // x: rows x sizes[0] row-major; returns rows x sizes.back() (valid until the next call).
+  const float* forward(const float* flat, const float* x, int rows);
+  // Gradient of sum(dy . y) for the last forward's y, written (not added) to
+  // `grad` (the parameters' layout). dy: rows x sizes.back().
+  void backward(const float* flat, const float* dy, float* grad);
+
+ private:
+  std::vector<int> sizes_;
+  MlpAct act_ = MlpAct::Tanh;
+  size_t n_params_ = 0;
+  int rows_ = 0;
+  std::vector<std::vector<float>> h_;  // h_[0] the input, h_[l] the output of layer l
+  std::vector<float> d_, d_prev_;
+};
 
 // Row-major views of a flattened batch (src/pg.h's Minibatch of all rows).
 struct FastRows {
