@@ -76,8 +76,8 @@ struct PgSection {
     f("minibatches", minibatches, "minibatches per pass");
     f("backend", backend,
       "how the policy and value networks are updated: torch (LibTorch autograd, the reference) or fast "
-      "(hand-written Eigen forward/backward on flat parameters, the same update to float rounding; "
-      "docs/fast_pg.md)",
+      "(forward, backward and loss by hand on flat float32 parameters, BLAS products, one Adam over the vector: "
+      "the same update to float rounding; docs/fast_pg.md)",
       Choices{{"torch", "fast"}});
   }
 };
