@@ -392,7 +392,7 @@ nlohmann::json bench_train(const Config& c, int iterations, double env_seconds, 
   const std::string env = c.get_string("env.name");
   const AlgorithmEntry& entry = find_algorithm(c.get_string("algorithm"));
   if (entry.command != Command::Train || !c.has("pg.backend"))
-    throw UsageError("bench train needs a policy-gradient algorithm (ppo or reinforce), got '" + entry.name + "'");
+    throw Error("config: bench train needs a policy-gradient algorithm (algorithm: ppo or reinforce), got '" + entry.name + "'");
   const BenchRow er = bench_env(env, env_seconds, env_batch);
   nlohmann::json out = {{"env", env},
                         {"algorithm", entry.name},
