@@ -75,9 +75,16 @@ class GaussianPolicy {
   int act_dim() const { return act_dim_; }
   const FunctionalMlp& mlp() const { return mlp_; }
   const PolicyConfig& config() const { return cfg_; }
+  // Rollouts and evaluation compute the mean with core/small_mlp.h (the
+  // forward of the deployment runtime) instead of LibTorch: set for the fast
+  // policy-gradient backend (pg.backend = fast), so that its training,
+  // evaluation and deployment run one forward implementation.
+  void set_small_forward(bool on) { small_forward_ = on; }
+  bool small_forward() const { return small_forward_; }
 
  private:
   int obs_dim_ = 0, act_dim_ = 0;
+  bool small_forward_ = false;
   PolicyConfig cfg_;
   FunctionalMlp mlp_;
 };

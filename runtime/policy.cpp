@@ -1,7 +1,5 @@
 // The .ml3p format (docs/deploy.md: the byte layout is documented there and
 // nowhere else) and the deterministic forward pass. No LibTorch, no MuJoCo.
-#include <Eigen/Core>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +9,7 @@
 #include <limits>
 
 #include "core/fnv1a.h"
+#include "core/small_mlp.h"
 #include "ml3/runtime.hpp"
 
 namespace ml3::runtime {
@@ -290,7 +289,6 @@ bool Policy::act(const double* obs, double* action) {
   ++calls_;
   const uint32_t od = d_.obs_dim;
   float* x = buf_a_.data();
-  float* y = buf_b_.data();
   for (uint32_t j = 0; j < od; ++j) {
     double v = obs[j];
     if (!std::isfinite(v)) {
@@ -304,32 +302,22 @@ bool Policy::act(const double* obs, double* action) {
     }
     x[j] = static_cast<float>(v);
   }
-  using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const size_t layers = d_.sizes.size() - 1;
-  for (size_t l = 0; l < layers; ++l) {
-    const Eigen::Index in = d_.sizes[l], out = d_.sizes[l + 1];
-    const Eigen::Map<const RowMajor> w(d_.weights[l].data(), in, out);
-    Eigen::Map<Eigen::VectorXf> h(y, out);
-    h.noalias() = w.transpose() * Eigen::Map<const Eigen::VectorXf>(x, in);
-    h += Eigen::Map<const Eigen::VectorXf>(d_.biases[l].data(), out);
-    if (l + 1 < layers) {
-      auto a = h.array();
-      switch (d_.activation) {
-        case Activation::Tanh: a = a.tanh(); break;
-        case Activation::Relu: a = a.max(0.f); break;
-        case Activation::Elu: a = (a > 0.f).select(a, a.expm1()); break;
-      }
-    }
-    std::swap(x, y);
-  }
+  // The forward of training's rollouts too (core/small_mlp.h).
+  MlpLayer layers[kMaxLayers];
+  const size_t n_layers = d_.sizes.size() - 1;
+  for (size_t l = 0; l < n_layers; ++l)
+    layers[l] = {d_.weights[l].data(), d_.biases[l].data(), static_cast<int>(d_.sizes[l]),
+                 static_cast<int>(d_.sizes[l + 1])};
+  const float* y = mlp_forward(layers, n_layers, static_cast<MlpAct>(d_.activation), x, 1, buf_b_.data(),
+                               buf_a_.data());
   for (uint32_t j = 0; j < d_.act_dim; ++j)
-    if (!std::isfinite(x[j])) {
+    if (!std::isfinite(y[j])) {
       ++faults_;
       safe_action(action);
       return false;
     }
   for (uint32_t j = 0; j < d_.act_dim; ++j)
-    action[j] = std::min(d_.act_high[j], std::max(d_.act_low[j], static_cast<double>(x[j])));
+    action[j] = std::min(d_.act_high[j], std::max(d_.act_low[j], static_cast<double>(y[j])));
   return true;
 }
 

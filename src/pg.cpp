@@ -2,12 +2,14 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "core/adam.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/small_mlp.h"
 
 namespace ml3 {
 namespace {
@@ -55,6 +57,28 @@ Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, 
   double logp_const = 0;
   for (int j = 0; j < ad; ++j) logp_const += -log_std[j] - 0.5 * std::log(2.0 * M_PI);
 
+  // The mean through core/small_mlp.h (GaussianPolicy::small_forward) or LibTorch.
+  const bool small = policy.small_forward() && params[0].scalar_type() == torch::kFloat32;
+  std::vector<float> flat, buf_a, buf_b;
+  std::vector<MlpLayer> layers;
+  MlpAct hidden_act = MlpAct::None;
+  if (small) {
+    const FunctionalMlp& mlp = policy.mlp();
+    const auto& sizes = mlp.sizes();
+    for (size_t k = 0; k < mlp.num_tensors(); ++k) {
+      const Tensor t = params[k].detach().contiguous();
+      flat.insert(flat.end(), t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+    }
+    for (size_t l = 0, off = 0; l + 1 < sizes.size(); ++l) {
+      const size_t nw = static_cast<size_t>(sizes[l]) * sizes[l + 1];
+      layers.push_back({flat.data() + off, flat.data() + off + nw, sizes[l], sizes[l + 1]});
+      off += nw + sizes[l + 1];
+    }
+    const int widest = *std::max_element(sizes.begin(), sizes.end());
+    buf_a.resize(static_cast<size_t>(N) * widest), buf_b.resize(static_cast<size_t>(N) * widest);
+    hidden_act = static_cast<MlpAct>(static_cast<int>(mlp.activation()));  // the same codes, None included
+  }
+
   venv.reset(seeds, tasks, obs.data());
   float* obs_p = b.obs.data_ptr<float>();
   float* raw_p = b.raw_obs.data_ptr<float>();
@@ -76,8 +100,14 @@ Batch collect(VecEnv& venv, const GaussianPolicy& policy, const Params& params, 
     norm.normalize(obs.data(), nobs.data(), N);
     std::memcpy(obs_p + static_cast<int64_t>(t) * N * od, nobs.data(), sizeof(float) * N * od);
     for (int k = 0; k < N * od; ++k) raw_p[static_cast<int64_t>(t) * N * od + k] = static_cast<float>(obs[k]);
-    const Tensor mean = policy.mean(torch::from_blob(nobs.data(), {N, od}, f32), params).contiguous();
-    const float* mean_p = mean.data_ptr<float>();
+    Tensor mean;
+    const float* mean_p;
+    if (small) {
+      mean_p = mlp_forward(layers.data(), layers.size(), hidden_act, nobs.data(), N, buf_a.data(), buf_b.data());
+    } else {
+      mean = policy.mean(torch::from_blob(nobs.data(), {N, od}, f32), params).contiguous();
+      mean_p = mean.data_ptr<float>();
+    }
     for (int i = 0; i < N; ++i) {
       double lp = logp_const;
       for (int j = 0; j < ad; ++j) {
@@ -201,10 +231,28 @@ Tensor PpoObjective::policy_loss(const Minibatch& mb, const PolicyEval& ev, Loss
 
 // ---- optimiser --------------------------------------------------------------------
 Adam::Adam(const Params& params, double eps, double beta1, double beta2) : eps_(eps), b1_(beta1), b2_(beta2) {
+  if (params.empty()) return;
+  int64_t n = 0;
   for (const auto& p : params) {
-    m_.push_back(torch::zeros_like(p).detach());
-    v_.push_back(torch::zeros_like(p).detach());
+    if (p.scalar_type() != params[0].scalar_type()) throw Error("internal: Adam needs parameters of one dtype");
+    n += p.numel();
   }
+  const auto opts = torch::TensorOptions().dtype(params[0].scalar_type());
+  m_flat_ = torch::zeros({n}, opts);
+  v_flat_ = torch::zeros({n}, opts);
+  int64_t off = 0;
+  for (const auto& p : params) {
+    m_.push_back(m_flat_.narrow(0, off, p.numel()).view(p.sizes()));
+    v_.push_back(v_flat_.narrow(0, off, p.numel()).view(p.sizes()));
+    off += p.numel();
+  }
+}
+
+void Adam::step_flat(float* params, const float* grads, size_t n, double lr) {
+  if (!m_flat_.defined() || m_flat_.scalar_type() != torch::kFloat32 || static_cast<int64_t>(n) != m_flat_.numel())
+    throw Error("internal: Adam::step_flat needs the float32 parameters it was made for");
+  ++t_;
+  adam_step(params, grads, m_flat_.data_ptr<float>(), v_flat_.data_ptr<float>(), n, AdamHyper{b1_, b2_, eps_}, t_, lr);
 }
 
 void Adam::step(Params& params, const std::vector<Tensor>& grads, double lr) {
@@ -233,8 +281,16 @@ void Adam::save(Archive& a, const std::string& prefix) const {
 }
 
 void Adam::load(const Archive& a, const std::string& prefix) {
-  m_ = clone_params(get_params(a, prefix + "m/", m_.size()), false);
-  v_ = clone_params(get_params(a, prefix + "v/", v_.size()), false);
+  // Into the flat state's views (shapes and dtype as constructed).
+  torch::NoGradGuard no_grad;
+  const Params m = get_params(a, prefix + "m/", m_.size()), v = get_params(a, prefix + "v/", v_.size());
+  for (size_t i = 0; i < m_.size(); ++i) {
+    if (m[i].sizes() != m_[i].sizes() || v[i].sizes() != v_[i].sizes())
+      throw Error(a.path() + ": optimiser state " + prefix + " tensor " + std::to_string(i) + " has shape " +
+                  c10::str(m[i].sizes()) + ", the network expects " + c10::str(m_[i].sizes()));
+    m_[i].copy_(m[i]);
+    v_[i].copy_(v[i]);
+  }
   t_ = static_cast<int64_t>(a.get_f64(prefix + "t").at(0));
 }
 

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "envs/vec_env.h"
 #include "models/nets.h"
+#include "src/fast_pg.h"
 
 namespace ml3 {
 
@@ -95,6 +96,9 @@ class Objective {
   virtual std::string name() const = 0;
   // Scalar policy loss to minimise.
   virtual Tensor policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats* stats) const = 0;
+  // The same loss for the fast backend (src/fast_pg.h).
+  virtual PgLoss fast_kind() const = 0;
+  virtual double clip() const { return 0.0; }
 };
 
 // -mean(log pi(a|s) * A)
@@ -102,6 +106,7 @@ class ReinforceObjective : public Objective {
  public:
   std::string name() const override { return "reinforce"; }
   Tensor policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats* stats) const override;
+  PgLoss fast_kind() const override { return PgLoss::Reinforce; }
 };
 
 // Clipped surrogate: -mean(min(r A, clip(r, 1-eps, 1+eps) A)), r = pi/pi_old.
@@ -110,6 +115,8 @@ class PpoObjective : public Objective {
   explicit PpoObjective(double clip) : clip_(clip) {}
   std::string name() const override { return "ppo"; }
   Tensor policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats* stats) const override;
+  PgLoss fast_kind() const override { return PgLoss::Ppo; }
+  double clip() const override { return clip_; }
 
  private:
   double clip_;
@@ -117,12 +124,18 @@ class PpoObjective : public Objective {
 
 // ---- optimiser --------------------------------------------------------------------
 // Adam on an explicit parameter list (in place, no grad), with the one Adam
-// kernel of core/adam.h (PyTorch's formula). State: step, m, v.
+// kernel of core/adam.h (PyTorch's formula). State: step, m, v; m and v are
+// views of one flat vector each, in the order of the parameter list, so the
+// fast path (pg.backend = fast) steps all parameters as one flat float vector
+// with the same state (and the same checkpoint entries).
 class Adam {
  public:
   Adam() = default;
   Adam(const Params& params, double eps, double beta1 = 0.9, double beta2 = 0.999);
   void step(Params& params, const std::vector<Tensor>& grads, double lr);
+  // One step on the parameters concatenated into `params` (n floats, the sum
+  // of the list's sizes; float32 parameters only).
+  void step_flat(float* params, const float* grads, size_t n, double lr);
   void save(Archive& a, const std::string& prefix) const;
   void load(const Archive& a, const std::string& prefix);
   int64_t steps() const { return t_; }
@@ -130,7 +143,8 @@ class Adam {
  private:
   double eps_ = 1e-8, b1_ = 0.9, b2_ = 0.999;
   int64_t t_ = 0;
-  std::vector<Tensor> m_, v_;
+  Tensor m_flat_, v_flat_;
+  std::vector<Tensor> m_, v_;  // views of m_flat_, v_flat_
 };
 
 // Global L2 norm of grads; scales them in place to at most max_norm (if > 0).

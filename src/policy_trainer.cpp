@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "envs/bench.h"
 
 namespace fs = std::filesystem;
 
@@ -95,6 +97,7 @@ PolicyTrainer::PolicyTrainer(const Config& c, const AlgorithmEntry& entry, const
   set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
   models_ = make_policy_models(c, venv_.spec());
   update_ = entry.make_update(c, prefix, models_);
+  models_.policy.set_small_forward(update_->fast_backend());
   pp_ = models_.policy.init(mix_seed(plan.seed, 11));
   vp_ = models_.value_net.init(mix_seed(plan.seed, 12));
   update_->init(pp_, vp_, mix_seed(plan.seed, 13));
@@ -217,8 +220,50 @@ Algorithm::Plot PolicyTrainer::plot() const {
 }
 
 // ---- the actor-critic rules' shared steps ----------------------------------------------
+namespace {
+MlpAct mlp_act(Activation a) {
+  switch (a) {
+    case Activation::Tanh: return MlpAct::Tanh;
+    case Activation::Relu: return MlpAct::Relu;
+    case Activation::Elu: return MlpAct::Elu;
+    case Activation::None: return MlpAct::None;
+  }
+  return MlpAct::None;
+}
+
+// Tensors <-> one flat float vector (the fast backend's parameters).
+void to_flat(const Params& p, std::vector<float>& flat) {
+  size_t off = 0;
+  for (const auto& t : p) {
+    const Tensor c = t.detach().to(torch::kFloat32).contiguous();
+    if (off + c.numel() > flat.size()) throw Error("internal: fast backend parameter count mismatch");
+    std::memcpy(flat.data() + off, c.data_ptr<float>(), sizeof(float) * c.numel());
+    off += c.numel();
+  }
+  if (off != flat.size()) throw Error("internal: fast backend parameter count mismatch");
+}
+void from_flat(const std::vector<float>& flat, Params& p) {
+  torch::NoGradGuard no_grad;
+  size_t off = 0;
+  for (auto& t : p) {
+    t.detach().copy_(torch::from_blob(const_cast<float*>(flat.data()) + off, t.sizes(), torch::kFloat32));
+    off += t.numel();
+  }
+}
+}  // namespace
+
 ActorCriticUpdate::ActorCriticUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
-    : optim_(read<OptimSection>(c, prefix + "optim.")), pg_(read<PgSection>(c, prefix + "pg.")), models_(m) {}
+    : optim_(read<OptimSection>(c, prefix + "optim.")), pg_(read<PgSection>(c, prefix + "pg.")), models_(m) {
+  if (pg_.backend == "fast") {
+    const FunctionalMlp& pm = m.policy.mlp();
+    const PolicyConfig& pc = m.policy.config();
+    fast_ = std::make_unique<FastPolicyGradient>(pm.sizes(), mlp_act(pm.activation()), pc.log_std_min,
+                                                 pc.log_std_max, m.value_net.sizes(),
+                                                 mlp_act(m.value_net.activation()));
+    fast_pp_.resize(fast_->policy_params()), fast_pg_.resize(fast_->policy_params());
+    fast_vp_.resize(fast_->value_params()), fast_vg_.resize(fast_->value_params());
+  }
+}
 
 void ActorCriticUpdate::init(Params& policy, Params& value, uint64_t) {
   policy_adam_ = Adam(policy, optim_.adam_eps);
@@ -241,26 +286,55 @@ void check_finite(double v, const char* what) {
 }
 }  // namespace
 
-Minibatch ActorCriticUpdate::prepare(Batch& batch) const {
+Minibatch ActorCriticUpdate::begin(Batch& batch, const Params& pp, const Params& vp) {
   Minibatch all = flatten_batch(batch);
   if (pg_.normalize_advantages)
     all.advantages = (all.advantages - all.advantages.mean()) / (all.advantages.std() + 1e-8);
+  if (fast_) {
+    for (Tensor* t : {&all.obs, &all.actions, &all.old_logp, &all.advantages, &all.returns})
+      *t = t->detach().to(torch::kFloat32).contiguous();
+    fast_all_ = {all.obs.data_ptr<float>(),        all.actions.data_ptr<float>(), all.old_logp.data_ptr<float>(),
+                 all.advantages.data_ptr<float>(), all.returns.data_ptr<float>(), all.obs.size(0)};
+    to_flat(pp, fast_pp_);
+    to_flat(vp, fast_vp_);
+  }
   return all;
+}
+
+void ActorCriticUpdate::end(Params& pp, Params& vp) const {
+  if (!fast_) return;
+  from_flat(fast_pp_, pp);
+  from_flat(fast_vp_, vp);
 }
 
 double ActorCriticUpdate::policy_step(const Objective& objective, const Minibatch& mb, Params& pp, double lr_scale,
                                       UpdateStats& st) {
-  const PolicyEval ev = policy_eval(models_.policy, pp, mb);
+  double pg_loss_v, entropy_v, gn;
   LossStats ls;
-  const Tensor pg_loss = objective.policy_loss(mb, ev, &ls);
-  const Tensor loss = pg_loss - pg_.entropy_coef * ev.entropy;
-  check_finite(loss.item<double>(), "policy loss");
-  auto grads = torch::autograd::grad({loss}, pp);
-  const double gn = clip_grad_norm(grads, optim_.max_grad_norm);
-  check_finite(gn, "policy gradient");
-  policy_adam_.step(pp, grads, optim_.lr * lr_scale);
-  st.policy_loss += pg_loss.item<double>();
-  st.entropy += ev.entropy.item<double>();
+  if (fast_) {
+    if (mb.obs.defined()) fast_->gather(fast_all_, nullptr, fast_all_.rows);  // all rows
+    const FastPolicyStats fs =
+        fast_->policy_loss_grad(fast_pp_.data(), objective.fast_kind(), objective.clip(), pg_.entropy_coef,
+                                fast_pg_.data());
+    check_finite(fs.loss - pg_.entropy_coef * fs.entropy, "policy loss");
+    gn = clip_grad_norm_flat(fast_pg_.data(), fast_pg_.size(), optim_.max_grad_norm);
+    check_finite(gn, "policy gradient");
+    policy_adam_.step_flat(fast_pp_.data(), fast_pg_.data(), fast_pp_.size(), optim_.lr * lr_scale);
+    pg_loss_v = fs.loss, entropy_v = fs.entropy;
+    ls.approx_kl = fs.approx_kl, ls.clip_fraction = fs.clip_fraction;
+  } else {
+    const PolicyEval ev = policy_eval(models_.policy, pp, mb);
+    const Tensor pg_loss = objective.policy_loss(mb, ev, &ls);
+    const Tensor loss = pg_loss - pg_.entropy_coef * ev.entropy;
+    check_finite(loss.item<double>(), "policy loss");
+    auto grads = torch::autograd::grad({loss}, pp);
+    gn = clip_grad_norm(grads, optim_.max_grad_norm);
+    check_finite(gn, "policy gradient");
+    policy_adam_.step(pp, grads, optim_.lr * lr_scale);
+    pg_loss_v = pg_loss.item<double>(), entropy_v = ev.entropy.item<double>();
+  }
+  st.policy_loss += pg_loss_v;
+  st.entropy += entropy_v;
   st.approx_kl += ls.approx_kl;
   st.clip_fraction += ls.clip_fraction;
   st.grad_norm += gn;
@@ -270,25 +344,38 @@ double ActorCriticUpdate::policy_step(const Objective& objective, const Minibatc
 
 void ActorCriticUpdate::value_step(const Minibatch& mb, Params& vp, double lr_scale, UpdateStats& st,
                                    int& value_steps) {
-  const Tensor v = models_.value_net.forward(mb.obs, vp).squeeze(-1);
-  const Tensor loss = 0.5 * (v - mb.returns).pow(2).mean();
-  check_finite(loss.item<double>(), "value loss");
-  auto grads = torch::autograd::grad({loss}, vp);
-  check_finite(clip_grad_norm(grads, optim_.max_grad_norm), "value gradient");
-  value_adam_.step(vp, grads, optim_.value_lr * lr_scale);
-  st.value_loss += loss.item<double>();
+  double loss_v;
+  if (fast_) {
+    if (mb.obs.defined()) fast_->gather(fast_all_, nullptr, fast_all_.rows);
+    loss_v = fast_->value_loss_grad(fast_vp_.data(), fast_vg_.data());
+    check_finite(loss_v, "value loss");
+    check_finite(clip_grad_norm_flat(fast_vg_.data(), fast_vg_.size(), optim_.max_grad_norm), "value gradient");
+    value_adam_.step_flat(fast_vp_.data(), fast_vg_.data(), fast_vp_.size(), optim_.value_lr * lr_scale);
+  } else {
+    const Tensor v = models_.value_net.forward(mb.obs, vp).squeeze(-1);
+    const Tensor loss = 0.5 * (v - mb.returns).pow(2).mean();
+    loss_v = loss.item<double>();
+    check_finite(loss_v, "value loss");
+    auto grads = torch::autograd::grad({loss}, vp);
+    check_finite(clip_grad_norm(grads, optim_.max_grad_norm), "value gradient");
+    value_adam_.step(vp, grads, optim_.value_lr * lr_scale);
+  }
+  st.value_loss += loss_v;
   ++value_steps;
 }
 
 void ActorCriticUpdate::for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed,
-                                           const std::function<bool(const Minibatch&)>& step) const {
+                                           const std::function<bool(const Minibatch&)>& step) {
   const int64_t B = all.obs.size(0);
   const int64_t mb_size = std::max<int64_t>(1, B / pg_.minibatches);
   Rng rng(shuffle_seed);
+  const Minibatch gathered;  // the fast backend's steps read its buffers
   for (int e = 0; e < pg_.epochs; ++e) {
     const auto perm = permutation(B, rng);
-    for (int64_t start = 0; start + mb_size <= B; start += mb_size)
-      if (!step(select_rows(all, perm, start, mb_size))) return;
+    for (int64_t start = 0; start + mb_size <= B; start += mb_size) {
+      if (fast_) fast_->gather(fast_all_, perm.data() + start, mb_size);
+      if (!step(fast_ ? gathered : select_rows(all, perm, start, mb_size))) return;
+    }
   }
 }
 
@@ -298,6 +385,46 @@ void ActorCriticUpdate::average(UpdateStats& st, int value_steps) {
     st.clip_fraction /= st.policy_updates, st.grad_norm /= st.policy_updates;
   }
   if (value_steps > 0) st.value_loss /= value_steps;
+}
+
+// ---- ml3 bench train ------------------------------------------------------------------
+nlohmann::json bench_train(const Config& c, int iterations, double env_seconds, int env_batch) {
+  const std::string env = c.get_string("env.name");
+  const AlgorithmEntry& entry = find_algorithm(c.get_string("algorithm"));
+  if (entry.command != Command::Train || !c.has("pg.backend"))
+    throw Error("config: bench train needs a policy-gradient algorithm (algorithm: ppo or reinforce), got '" + entry.name + "'");
+  const BenchRow er = bench_env(env, env_seconds, env_batch);
+  nlohmann::json out = {{"env", env},
+                        {"algorithm", entry.name},
+                        {"iterations", iterations},
+                        {"episodes_per_iteration", c.get_int("train.episodes_per_iteration")},
+                        {"threads", c.get_int("threads")},
+                        {"env_batch", env_batch},
+                        {"batched_env_steps_per_s_2_threads", er.batched_sps_2}};
+  for (const char* backend : {"torch", "fast"}) {
+    Config cb = c;
+    cb.apply_overrides({std::string("pg.backend=") + backend});
+    PolicyTrainer t(cb, entry, "", train_plan(cb));
+    double collect = 0, update = 0, wall = 0;
+    int64_t steps = 0;
+    for (int it = 1; it <= iterations; ++it) {
+      const auto t0 = Clock::now();
+      const nlohmann::json row = t.iterate(it);
+      wall += since(t0);
+      collect += row["collect_seconds"].get<double>();
+      update += row["update_seconds"].get<double>();
+      steps = row["env_steps"].get<int64_t>();
+    }
+    const double sps = steps / wall;
+    out[backend] = {{"update_seconds_per_iteration", update / iterations},
+                    {"rollout_seconds_per_iteration", collect / iterations},
+                    {"iteration_seconds", wall / iterations},
+                    {"train_steps_per_s", sps},
+                    {"vs_batched_env", sps / er.batched_sps_2}};
+  }
+  out["update_speedup"] = out["torch"]["update_seconds_per_iteration"].get<double>() /
+                          out["fast"]["update_seconds_per_iteration"].get<double>();
+  return out;
 }
 
 // ---- ml3 eval ---------------------------------------------------------------------------
@@ -321,6 +448,8 @@ std::string run_eval(const EvalArgs& args) {
   set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   VecEnv venv(env_name, cfg.subset("env."), args.episodes, threads);
   PolicyModels m = make_policy_models(cfg, venv.spec());
+  // The forward the run trained and evaluated with.
+  m.policy.set_small_forward(cfg.has("pg.backend") && cfg.get_string("pg.backend") == "fast");
   const Params pp = checked_params(a, "policy/", m.policy.init(0), "policy");
   m.norm.load(a, "norm/");
   const EvalResult r = ml3::evaluate(venv, m.policy, pp, m.norm, parse_split(args.split), args.episodes, args.seed);

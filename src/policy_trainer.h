@@ -10,6 +10,7 @@
 
 #include "envs/vec_env.h"
 #include "src/algorithm.h"
+#include "src/fast_pg.h"
 #include "src/pg.h"
 #include "src/sections.h"
 
@@ -51,6 +52,9 @@ class PolicyUpdate {
   virtual UpdateStats update(Batch& batch, Params& policy, Params& value, double lr_scale, uint64_t shuffle_seed) = 0;
   // Optimiser steps taken on the policy so far.
   virtual int64_t policy_steps() const = 0;
+  // Whether the rule runs the fast backend (pg.backend = fast); its rollouts
+  // then use the same small-network forward (GaussianPolicy::small_forward).
+  virtual bool fast_backend() const { return false; }
   virtual void save(Archive& a, const std::string& prefix) const = 0;
   virtual void load(const Archive& a, const std::string& prefix) = 0;
 };
@@ -108,7 +112,10 @@ class PolicyTrainer : public Algorithm {
 
 // The shared machinery of the policy-gradient rules (REINFORCE, PPO): a policy
 // and a value network, each with its own Adam, gradient clipping, and one
-// minibatch step of each; the rules decide the order of steps.
+// minibatch step of each; the rules decide the order of steps. Two backends
+// (pg.backend): LibTorch autograd, or the fast path (src/fast_pg.h) on flat
+// copies of the parameters between begin() and end(); the rules' code is the
+// same for both.
 class ActorCriticUpdate : public PolicyUpdate {
  public:
   ActorCriticUpdate(const Config& c, const std::string& prefix, const PolicyModels& m);
@@ -118,19 +125,26 @@ class ActorCriticUpdate : public PolicyUpdate {
   double lr() const override { return optim_.lr; }
   bool anneal_lr() const override { return optim_.anneal_lr; }
   int64_t policy_steps() const override { return policy_adam_.steps(); }
+  bool fast_backend() const override { return fast_ != nullptr; }
   void save(Archive& a, const std::string& prefix) const override;
   void load(const Archive& a, const std::string& prefix) override;
 
  protected:
-  // All rows of the batch, advantages normalised if configured.
-  Minibatch prepare(Batch& batch) const;
+  // All rows of the batch, advantages normalised if configured. With the
+  // fast backend also copies pp and vp into the flat vectors the steps update.
+  Minibatch begin(Batch& batch, const Params& pp, const Params& vp);
+  // Writes the fast backend's flat parameters back into pp and vp (no-op for torch).
+  void end(Params& pp, Params& vp) const;
   // One Adam step of the policy on `objective` (+ entropy bonus); returns the approx. KL.
   double policy_step(const Objective& objective, const Minibatch& mb, Params& pp, double lr_scale, UpdateStats& st);
   void value_step(const Minibatch& mb, Params& vp, double lr_scale, UpdateStats& st, int& value_steps);
   // pg.epochs passes over `all` in pg.minibatches shuffled minibatches (Rng(shuffle_seed));
-  // stops early when `step` returns false.
+  // stops early when `step` returns false. The fast backend gathers the rows
+  // into its own buffers and hands `step` an empty Minibatch (the steps read
+  // the gathered rows); a step given a non-empty one (REINFORCE's step on all
+  // rows) gathers it first.
   void for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed,
-                          const std::function<bool(const Minibatch&)>& step) const;
+                          const std::function<bool(const Minibatch&)>& step);
   // Divides the sums in `st` by the step counts.
   static void average(UpdateStats& st, int value_steps);
 
@@ -138,6 +152,20 @@ class ActorCriticUpdate : public PolicyUpdate {
   PgSection pg_;
   const PolicyModels& models_;
   Adam policy_adam_, value_adam_;
+
+ private:
+  // The fast backend (null with torch): flat parameters, gradients, and the rows of the batch.
+  std::unique_ptr<FastPolicyGradient> fast_;
+  std::vector<float> fast_pp_, fast_vp_, fast_pg_, fast_vg_;
+  FastRows fast_all_;
 };
+
+// `ml3 bench train`: `iterations` training iterations of the config `c`
+// (threads, env, algorithm as configured) with each backend (pg.backend =
+// torch, then fast), timing the rollout and the update of every iteration,
+// and the batched environment alone (`env_batch` envs on 2 threads for
+// `env_seconds`, as `ml3 bench envs` measures it) in the same run. Training
+// throughput = env steps / (rollout + update) wall time, evaluation excluded.
+nlohmann::json bench_train(const Config& c, int iterations, double env_seconds, int env_batch);
 
 }  // namespace ml3

@@ -65,6 +65,7 @@ struct PgSection {
   double entropy_coef = 0.0;
   int epochs = 10;
   int minibatches = 32;
+  std::string backend = "torch";
   template <class F>
   void fields(F& f) {
     f("gamma", gamma, "discount", Bounds::in(0.0, 1.0));
@@ -73,6 +74,11 @@ struct PgSection {
     f("entropy_coef", entropy_coef, "entropy bonus weight", Bounds::at_least(0.0));
     f("epochs", epochs, "passes over the batch (PPO: policy and value; REINFORCE: value only)");
     f("minibatches", minibatches, "minibatches per pass");
+    f("backend", backend,
+      "how the policy and value networks are updated: torch (LibTorch autograd, the reference) or fast "
+      "(forward, backward and loss by hand on flat float32 parameters, BLAS products, one Adam over the vector: "
+      "the same update to float rounding; docs/fast_pg.md)",
+      Choices{{"torch", "fast"}});
   }
 };
 

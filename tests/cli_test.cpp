@@ -195,7 +195,8 @@ TEST(Cli, BadCommandLinesExitWithCode2) {
 
 TEST(Cli, HelpOnEverySubcommand) {
   for (const char* args : {"--help", "envs --help", "expert --help", "demos --help", "bench envs --help", "demo --help", "train --help",
-                           "eval --help", "meta-train --help", "meta-test --help", "compare --help", "bench sine --help"}) {
+                           "eval --help", "meta-train --help", "meta-test --help", "compare --help", "bench sine --help",
+                           "bench train --help"}) {
     const auto r = run_ml3(args);
     EXPECT_EQ(r.code, 0) << args;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << args << "\n" << r.out;
@@ -210,6 +211,27 @@ TEST(Cli, BenchEnvsJson) {
   for (const char* k : {"env", "env_steps_per_s", "raw_env_steps_per_s", "overhead_ratio"})
     EXPECT_TRUE(j[0].contains(k)) << k;
   EXPECT_GT(j[0]["env_steps_per_s"].get<double>(), 0);
+}
+
+// ml3 bench train: both backends' timings and the same-run env rate, in one JSON
+// object; a learner without pg.backend is refused with one error line.
+TEST(Cli, BenchTrainJson) {
+  const auto dir = test::temp_dir("cli_bench_train");
+  test::write_file(dir / "c.yaml", "algorithm: ppo\nenv:\n  name: pointmass\ntrain:\n  episodes_per_iteration: 4\n");
+  const std::string cfg = (dir / "c.yaml").string();
+  const auto r = run_ml3("bench train --config " + cfg + " --iterations 2 --env-seconds 0.2 --env-batch 4 --json pg.epochs=1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  EXPECT_GT(j["batched_env_steps_per_s_2_threads"].get<double>(), 0);
+  for (const char* b : {"torch", "fast"})
+    for (const char* k : {"update_seconds_per_iteration", "rollout_seconds_per_iteration", "train_steps_per_s", "vs_batched_env"})
+      EXPECT_GT(j[b][k].get<double>(), 0) << b << " " << k;
+  EXPECT_GT(j["update_speedup"].get<double>(), 0);
+  EXPECT_EQ(run_ml3("bench train --iterations 2").code, 2) << "--config is required";
+  test::write_file(dir / "bc.yaml", "algorithm: bc\nenv:\n  name: pointmass\n");
+  const auto bad = run_ml3("bench train --config " + (dir / "bc.yaml").string() + " --iterations 1");
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_NE(bad.out.find("needs a policy-gradient algorithm"), std::string::npos) << bad.out;
 }
 
 }  // namespace

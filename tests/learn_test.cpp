@@ -9,8 +9,11 @@
 
 #include "core/archive.h"
 #include "core/error.h"
+#include "deploy/export.h"
 #include "src/pg.h"
 #include "src/algorithm.h"
+#include "src/fast_pg.h"
+#include "src/policy_trainer.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -159,6 +162,171 @@ TEST(Adam, MatchesTorchAdam) {
   EXPECT_TRUE(torch::allclose(mine[0], v, 1e-12, 1e-12));
 }
 
+// ---- the fast backend (pg.backend = fast) against LibTorch autograd ----------------
+// Largest |a - b| over two float vectors, relative to 1 + the reference's largest magnitude.
+double rel_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double worst = 0, scale = 1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(static_cast<double>(a[i]) - b[i]));
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+  }
+  return worst / scale;
+}
+std::vector<float> flat_of(const std::vector<Tensor>& ts) {
+  std::vector<float> out;
+  for (const auto& t : ts) {
+    const Tensor c = t.detach().to(torch::kFloat32).contiguous();
+    out.insert(out.end(), c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+  }
+  return out;
+}
+
+struct NetShape {
+  int obs, act;
+  std::vector<int> hidden;
+  Activation act_fn;
+  MlpAct fast_act;
+};
+const NetShape kShapes[] = {{11, 2, {64, 64}, Activation::Tanh, MlpAct::Tanh},
+                            {5, 3, {32}, Activation::Relu, MlpAct::Relu},
+                            {7, 2, {16, 16, 16}, Activation::Elu, MlpAct::Elu}};
+
+TEST(FastPg, LossesAndGradientsMatchLibTorchOnRandomBatches) {
+  for (const NetShape& s : kShapes) {
+    SCOPED_TRACE("hidden " + std::to_string(s.hidden.size()) + " layers, first " + std::to_string(s.hidden[0]));
+    PolicyConfig pc;
+    pc.hidden = s.hidden;
+    pc.activation = s.act_fn;
+    const GaussianPolicy pol(s.obs, s.act, pc);
+    std::vector<int> vsizes{s.obs};
+    vsizes.insert(vsizes.end(), s.hidden.begin(), s.hidden.end());
+    vsizes.push_back(1);
+    const FunctionalMlp vnet(vsizes, s.act_fn);
+    Params pp = pol.init(5), vp = vnet.init(6);
+    {
+      // Weights of a trained size (the policy head starts at 0.01x), a log-std
+      // per dimension, one of them beyond the clamp (no gradient there).
+      torch::NoGradGuard ng;
+      pp[pp.size() - 2].mul_(100);
+      pp.back().copy_(torch::linspace(-5.5, 0.3, s.act));
+    }
+    const int B = 100;
+    torch::manual_seed(3);
+    Minibatch mb;
+    mb.obs = torch::randn({B, s.obs});
+    mb.actions = torch::randn({B, s.act});
+    mb.advantages = torch::randn({B});
+    mb.returns = torch::randn({B});
+    {
+      // Old log-probs near the current ones: ratios inside and outside the clip range.
+      torch::NoGradGuard ng;
+      const PolicyEval ev = policy_eval(pol, pp, mb);
+      mb.old_logp = (ev.logp + 0.4 * torch::randn({B})).contiguous();
+    }
+    FastPolicyGradient fast(pol.mlp().sizes(), s.fast_act, pc.log_std_min, pc.log_std_max, vsizes, s.fast_act);
+    FastRows rows{mb.obs.data_ptr<float>(),        mb.actions.data_ptr<float>(), mb.old_logp.data_ptr<float>(),
+                  mb.advantages.data_ptr<float>(), mb.returns.data_ptr<float>(), B};
+    fast.gather(rows, nullptr, B);
+    const std::vector<float> pflat = flat_of(pp), vflat = flat_of(vp);
+    std::vector<float> grad(fast.policy_params());
+    for (const double entropy_coef : {0.0, 0.01}) {
+      const PpoObjective ppo(0.2);
+      const ReinforceObjective reinforce;
+      for (const Objective* obj : {static_cast<const Objective*>(&ppo), static_cast<const Objective*>(&reinforce)}) {
+        SCOPED_TRACE(obj->name() + " entropy " + std::to_string(entropy_coef));
+        const PolicyEval ev = policy_eval(pol, pp, mb);
+        LossStats ls;
+        const Tensor pg_loss = obj->policy_loss(mb, ev, &ls);
+        const auto want = torch::autograd::grad({pg_loss - entropy_coef * ev.entropy}, pp);
+        const FastPolicyStats got = fast.policy_loss_grad(pflat.data(), obj->fast_kind(), obj->clip(), entropy_coef,
+                                                          grad.data());
+        EXPECT_NEAR(got.loss, pg_loss.item<double>(), 1e-5 * (1 + std::abs(pg_loss.item<double>())));
+        EXPECT_NEAR(got.entropy, ev.entropy.item<double>(), 1e-5);
+        EXPECT_NEAR(got.approx_kl, ls.approx_kl, 1e-5);
+        EXPECT_NEAR(got.clip_fraction, ls.clip_fraction, 1e-6);
+        EXPECT_LT(rel_diff(grad, flat_of(want)), 1e-5);
+        if (obj == &ppo) {
+          EXPECT_GT(ls.clip_fraction, 0.1) << "the batch should exercise the clipping";
+        }
+      }
+    }
+    EXPECT_EQ(grad[grad.size() - s.act], 0.f) << "the log-std below the clamp gets no gradient";
+    EXPECT_NE(grad.back(), 0.f);
+    std::vector<float> vgrad(fast.value_params());
+    const Tensor v = vnet.forward(mb.obs, vp).squeeze(-1);
+    const Tensor vloss = 0.5 * (v - mb.returns).pow(2).mean();
+    const auto vwant = torch::autograd::grad({vloss}, vp);
+    EXPECT_NEAR(fast.value_loss_grad(vflat.data(), vgrad.data()), vloss.item<double>(), 1e-5);
+    EXPECT_LT(rel_diff(vgrad, flat_of(vwant)), 1e-5);
+    // Gradient clipping as clip_grad_norm does it.
+    auto gt = vwant;
+    const double norm_want = clip_grad_norm(gt, 0.1);
+    EXPECT_NEAR(clip_grad_norm_flat(vgrad.data(), vgrad.size(), 0.1), norm_want, 1e-5 * norm_want);
+    EXPECT_LT(rel_diff(vgrad, flat_of(gt)), 1e-5);
+  }
+}
+
+// One whole update (PPO: 2 epochs x 4 minibatches; REINFORCE: one step on all
+// rows + value fitting) on a collected batch, both backends from the same
+// parameters: the same parameters, optimiser state and statistics to 1e-5.
+TEST(FastPg, WholeUpdateMatchesLibTorch) {
+  for (const char* algo : {"ppo", "reinforce"}) {
+    for (const char* shape : {"64,64", "32"}) {
+      SCOPED_TRACE(std::string(algo) + " " + shape);
+      std::vector<Params> pps, vps;
+      Params p0;
+      std::vector<UpdateStats> stats;
+      std::vector<std::vector<float>> adam_states;  // m and v of both networks
+      for (const char* backend : {"torch", "fast"}) {
+        const Config c = load_config(Command::Train, "",
+                                     {"env.name=reacher", std::string("algorithm=") + algo,
+                                      std::string("policy.hidden=") + shape, std::string("value.hidden=") + shape,
+                                      "pg.epochs=2", "pg.minibatches=4", "optim.lr=3e-3",
+                                      std::string("pg.backend=") + backend});
+        VecEnv venv("reacher", c.subset("env."), 8, 1);
+        const PolicyModels m = make_policy_models(c, venv.spec());
+        auto update = find_algorithm(algo).make_update(c, "", m);
+        Params pp = m.policy.init(1), vp = m.value_net.init(2);
+        update->init(pp, vp, 3);
+        p0 = clone_params(pp, false);
+        Batch b = collect(venv, m.policy, pp, m.norm, sample_tasks(venv.env(0), Split::Train, 4, 8), 5, false);
+        compute_rtg(b, update->gamma());
+        compute_values(b, m.value_net, vp);
+        compute_gae(b, update->gamma(), update->gae_lambda());
+        for (int k = 0; k < 2; ++k) stats.push_back(update->update(b, pp, vp, 1.0, 7 + k));
+        pps.push_back(pp), vps.push_back(vp);
+        Archive a;
+        update->save(a, "u/");
+        std::vector<float> state;
+        for (const auto& [name, blob] : a.blobs()) {
+          const auto* f = reinterpret_cast<const float*>(blob.bytes.data());
+          if (blob.dtype == "f32") state.insert(state.end(), f, f + blob.bytes.size() / 4);
+        }
+        adam_states.push_back(state);
+      }
+      EXPECT_LT(rel_diff(flat_of(pps[1]), flat_of(pps[0])), 1e-5);
+      EXPECT_LT(rel_diff(flat_of(vps[1]), flat_of(vps[0])), 1e-5);
+      EXPECT_GT(rel_diff(flat_of(pps[0]), flat_of(p0)), 1e-4) << "the update should move the parameters";
+      for (int k = 0; k < 2; ++k) {
+        const UpdateStats &t = stats[k], &f = stats[2 + k];
+        EXPECT_NEAR(f.policy_loss, t.policy_loss, 1e-5);
+        EXPECT_NEAR(f.value_loss, t.value_loss, 1e-5 * (1 + t.value_loss));
+        EXPECT_NEAR(f.approx_kl, t.approx_kl, 1e-5);
+        EXPECT_NEAR(f.grad_norm, t.grad_norm, 1e-5 * (1 + t.grad_norm));
+        EXPECT_EQ(f.policy_updates, t.policy_updates);
+      }
+      ASSERT_EQ(adam_states[0].size(), adam_states[1].size());
+      double worst = 0, scale = 0;
+      for (size_t i = 0; i < adam_states[0].size(); ++i) {
+        worst = std::max(worst, std::abs(static_cast<double>(adam_states[0][i]) - adam_states[1][i]));
+        scale = std::max(scale, std::abs(static_cast<double>(adam_states[0][i])));
+      }
+      EXPECT_LT(worst, 1e-5 * scale) << "Adam's moments";
+    }
+  }
+}
+
 TEST(Archive, RoundTripIsExactAndCorruptionIsRejected) {
   const auto dir = test::temp_dir("archive");
   const std::string path = (dir / "a.ckpt").string();
@@ -294,10 +462,10 @@ TEST(Trainer, WritesARunFolderAndIsDeterministic) {
   EXPECT_NE(metric_rows(root / "a"), metric_rows(root / "c"));
 }
 
-TEST(Trainer, ResumedRunMatchesUninterruptedRun) {
-  const auto root = test::temp_dir("train_resume");
-  train_tiny(root / "full", tiny({"algorithm=reinforce"}));
-  train_tiny(root / "split", tiny({"algorithm=reinforce"}), 3);
+// Runs `overrides` stopped after 3 of 4 iterations and resumed into root/split;
+// expects the metrics and checkpoint bytes of the uninterrupted root/full.
+void expect_resume_matches(const fs::path& root, const std::vector<std::string>& overrides) {
+  train_tiny(root / "split", overrides, 3);
   EXPECT_FALSE(fs::exists(root / "split" / "summary.json"));
   EXPECT_EQ(metric_rows(root / "split").size(), 3u);
   RunArgs r;
@@ -308,6 +476,29 @@ TEST(Trainer, ResumedRunMatchesUninterruptedRun) {
   const Archive a = Archive::load((root / "full" / "checkpoints" / "last.ckpt").string());
   const Archive b = Archive::load((root / "split" / "checkpoints" / "last.ckpt").string());
   for (const auto& [name, blob] : a.blobs()) EXPECT_EQ(blob.bytes, b.get(name).bytes) << name;
+}
+
+TEST(Trainer, ResumedRunMatchesUninterruptedRun) {
+  const auto root = test::temp_dir("train_resume");
+  train_tiny(root / "full", tiny({"algorithm=reinforce"}));
+  expect_resume_matches(root, tiny({"algorithm=reinforce"}));
+}
+
+// pg.backend = fast keeps the runner's guarantees: the same numbers for a seed
+// (on 1 or 2 env threads), a resumed run equal to the uninterrupted one (the
+// flat Adam state is checkpointed as before), and checkpoints ml3 export reads.
+TEST(Trainer, FastBackendIsDeterministicResumesExactlyAndExports) {
+  const auto root = test::temp_dir("train_fast");
+  train_tiny(root / "full", tiny({"pg.backend=fast"}));
+  train_tiny(root / "again", tiny({"pg.backend=fast", "threads=1"}));
+  EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "again"));
+  expect_resume_matches(root, tiny({"pg.backend=fast"}));
+  const Archive a = Archive::load((root / "full" / "checkpoints" / "last.ckpt").string());
+  train_tiny(root / "torch", tiny());
+  EXPECT_NE(metric_rows(root / "full"), metric_rows(root / "torch")) << "the backend should be the one configured";
+  runtime::Policy deployed(policy_from_checkpoint(a), "exported");
+  std::vector<double> obs(deployed.info().obs_dim, 0.1), act(deployed.info().act_dim);
+  EXPECT_TRUE(deployed.act(obs.data(), act.data()));
 }
 
 TEST(Trainer, RefusesExistingRunFoldersUnlessForced) {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "src/deploy_bench.h"
+#include "src/policy_trainer.h"
 #include "src/sine/sine.h"
 #include "tools/commands.h"
 
@@ -46,6 +47,47 @@ void register_meta_commands(CLI::App& app) {
       std::printf("%-10s %-8s %12.3f %15.1fx %15.2fx\n", r["implementation"].get<std::string>().c_str(),
                   r["dtype"].get<std::string>().c_str(), r["meta_step_ms"].get<double>(),
                   r["speedup_vs_reference_python"].get<double>(), r["speedup_vs_autograd_float32"].get<double>());
+  });
+
+  // bench train: the policy-gradient update, LibTorch vs the fast path, and
+  // training throughput vs the batched environment (same run).
+  struct BenchTrainArgs {
+    std::string config;
+    int iterations = 20;
+    double env_seconds = 3.0;
+    int env_batch = 16;
+    bool json = false;
+    std::vector<std::string> overrides;
+  };
+  static BenchTrainArgs bt;
+  auto* btr = app.get_subcommand("bench")->add_subcommand(
+      "train",
+      "Training iterations with pg.backend=torch and =fast: update time, throughput vs the batched env (same run)");
+  btr->add_option("--config", bt.config, "Training config (e.g. configs/reacher_ppo.yaml)")->required();
+  btr->add_option("--iterations", bt.iterations, "Timed iterations per backend")->check(CLI::Range(1, 100000));
+  btr->add_option("--env-seconds", bt.env_seconds, "Measuring time of the batched env")->check(CLI::Range(0.1, 600.0));
+  btr->add_option("--env-batch", bt.env_batch, "Envs in the batched env measurement (as ml3 bench envs --batch)")
+      ->check(CLI::Range(1, 4096));
+  btr->add_flag("--json", bt.json, "Print JSON");
+  btr->add_option("overrides", bt.overrides, "key=value config overrides");
+  btr->callback([] {
+    const Config c = load_config(Command::Train, bt.config, bt.overrides);
+    const auto r = bench_train(c, bt.iterations, bt.env_seconds, bt.env_batch);
+    if (bt.json) {
+      std::cout << r.dump(2) << "\n";
+      return;
+    }
+    std::printf("%s %s, %d iterations x %d episodes, %d env threads; batched env (%d envs, 2 threads): %.0f steps/s\n",
+                r["env"].get<std::string>().c_str(), r["algorithm"].get<std::string>().c_str(), bt.iterations,
+                r["episodes_per_iteration"].get<int>(), r["threads"].get<int>(), bt.env_batch,
+                r["batched_env_steps_per_s_2_threads"].get<double>());
+    std::printf("%-8s %14s %14s %14s %16s %12s\n", "backend", "update s/it", "rollout s/it", "iteration s", "train steps/s",
+                "vs env");
+    for (const char* b : {"torch", "fast"})
+      std::printf("%-8s %14.4f %14.4f %14.4f %16.0f %11.2fx\n", b, r[b]["update_seconds_per_iteration"].get<double>(),
+                  r[b]["rollout_seconds_per_iteration"].get<double>(), r[b]["iteration_seconds"].get<double>(),
+                  r[b]["train_steps_per_s"].get<double>(), r[b]["vs_batched_env"].get<double>());
+    std::printf("fast update is %.1fx faster than LibTorch\n", r["update_speedup"].get<double>());
   });
 
   // bench deploy: ml3_runtime vs a LibTorch single-observation forward.

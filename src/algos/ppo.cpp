@@ -13,7 +13,7 @@ class PpoUpdate : public ActorCriticUpdate {
       : ActorCriticUpdate(c, prefix, m), ppo_(read<PpoSection>(c, prefix + "ppo.")), objective_(ppo_.clip) {}
 
   UpdateStats update(Batch& batch, Params& pp, Params& vp, double lr_scale, uint64_t shuffle_seed) override {
-    const Minibatch all = prepare(batch);
+    const Minibatch all = begin(batch, pp, vp);
     UpdateStats st;
     int value_steps = 0;
     for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
@@ -21,6 +21,7 @@ class PpoUpdate : public ActorCriticUpdate {
       value_step(mb, vp, lr_scale, st, value_steps);
       return !(ppo_.target_kl > 0 && kl > ppo_.target_kl);  // target-KL early stop
     });
+    end(pp, vp);
     average(st, value_steps);
     return st;
   }

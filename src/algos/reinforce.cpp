@@ -13,7 +13,7 @@ class ReinforceUpdate : public ActorCriticUpdate {
   using ActorCriticUpdate::ActorCriticUpdate;
 
   UpdateStats update(Batch& batch, Params& pp, Params& vp, double lr_scale, uint64_t shuffle_seed) override {
-    const Minibatch all = prepare(batch);
+    const Minibatch all = begin(batch, pp, vp);
     UpdateStats st;
     int value_steps = 0;
     policy_step(objective_, all, pp, lr_scale, st);
@@ -21,6 +21,7 @@ class ReinforceUpdate : public ActorCriticUpdate {
       value_step(mb, vp, lr_scale, st, value_steps);
       return true;
     });
+    end(pp, vp);
     average(st, value_steps);
     return st;
   }
