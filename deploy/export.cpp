@@ -116,12 +116,15 @@ runtime::PolicyData policy_from_checkpoint(const Archive& a) {
   return d;
 }
 
+std::string checkpoint_of(const std::string& run_dir, const std::string& checkpoint) {
+  return checkpoint.empty() ? (fs::path(run_dir) / "checkpoints" / "last.ckpt").string() : checkpoint;
+}
+
 nlohmann::json export_policy(const ExportArgs& args) {
   if (args.run_dir.empty() == args.checkpoint.empty())
     throw UsageError("export needs exactly one of --run DIR and --checkpoint FILE");
   if (args.out.empty()) throw UsageError("export needs --out POLICY.ml3p");
-  const std::string path =
-      args.checkpoint.empty() ? (fs::path(args.run_dir) / "checkpoints" / "last.ckpt").string() : args.checkpoint;
+  const std::string path = checkpoint_of(args.run_dir, args.checkpoint);
   if (fs::exists(args.out) && !args.force)
     throw Error(args.out + ": file already exists; pass --force to overwrite it");
   const runtime::PolicyData d = policy_from_checkpoint(Archive::load(path, "checkpoint"));

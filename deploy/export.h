@@ -22,6 +22,10 @@ struct ExportArgs {
   std::string out;
   bool force = false;  // replace an existing `out`
 };
+// The checkpoint a `--run DIR` or `--checkpoint FILE` pair names (the run's
+// checkpoints/last.ckpt when `checkpoint` is empty).
+std::string checkpoint_of(const std::string& run_dir, const std::string& checkpoint);
+
 // Writes `out` atomically; returns a summary (file, bytes, env, sizes, ...).
 nlohmann::json export_policy(const ExportArgs& args);
 

@@ -235,8 +235,7 @@ nlohmann::json render(const RenderArgs& a) {
       policy = std::make_unique<runtime::Policy>(runtime::Policy::load(a.policy));
       label = fs::path(a.policy).filename().string();
     } else {
-      const std::string path = a.checkpoint.empty() ? (fs::path(a.run_dir) / "checkpoints" / "last.ckpt").string()
-                                                    : a.checkpoint;
+      const std::string path = checkpoint_of(a.run_dir, a.checkpoint);
       policy = std::make_unique<runtime::Policy>(policy_from_checkpoint(Archive::load(path, "checkpoint")), path);
       label = a.run_dir.empty() ? fs::path(path).filename().string() : fs::path(a.run_dir).filename().string();
     }
