@@ -1,0 +1,199 @@
+// Distributed meta-training end to end (the real binary, ranks as processes on
+// this machine over c10d/Gloo on 127.0.0.1): 2 ranks give the numbers of one
+// process; a rank that dies or hangs stops the other within the timeout with
+// its number named; the last checkpoint resumes on another number of ranks.
+// Not built under the sanitizers (CMakeLists.txt): several LibTorch processes
+// with timeouts are too slow there, and libgloo is not instrumented.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/archive.h"
+#include "core/net.h"
+#include "test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace ml3 {
+namespace {
+
+using test::run_command;
+
+// Tiny pointmass ML3 that touches every shared piece of state: the loss's
+// normalisation statistics (iterations 1-2), expert labels into the buffer and
+// the target fit, the inner Adam state in the pool, pool restarts.
+std::string tiny_config(const fs::path& dir) {
+  test::write_file(dir / "meta.yaml", "algorithm: ml3\nenv:\n  name: pointmass\npolicy:\n  obs_norm: false\n");
+  return "--config " + (dir / "meta.yaml").string() +
+         " meta.tasks_per_iteration=4 meta.pool_size=4 meta.episodes_per_task=6 meta.checkpoint_every=1"
+         " meta.pool_reset_every=2 policy.hidden=16 loss.hidden=8 loss.norm_iterations=2 threads=1"
+         " loss.target=true loss.target_hidden=8 shaping.expert_labels=true shaping.target_fit_steps=3"
+         " shaping.buffer_rows=500 shaping.demo_rows=64 meta.inner_optimizer=adam meta.inner_lr=1e-3"
+         " meta.steps_per_batch=2";
+}
+
+std::vector<nlohmann::json> rows(const fs::path& dir) {
+  std::vector<nlohmann::json> out;
+  std::ifstream in(dir / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+  return out;
+}
+
+// Equal to float tolerance, timing columns aside.
+void expect_same_run(const fs::path& a, const fs::path& b) {
+  const auto ra = rows(a), rb = rows(b);
+  ASSERT_EQ(ra.size(), rb.size());
+  ASSERT_FALSE(ra.empty());
+  for (size_t i = 0; i < ra.size(); ++i)
+    for (const auto& [key, va] : ra[i].items()) {
+      if (key.find("seconds") != std::string::npos) continue;
+      const auto& vb = rb[i].at(key);
+      if (!va.is_number()) {
+        EXPECT_EQ(va, vb) << key << " row " << i;
+        continue;
+      }
+      const double x = va.get<double>(), y = vb.get<double>();
+      EXPECT_NEAR(x, y, 1e-4 * (1 + std::abs(x))) << key << " row " << i;
+    }
+  const Archive la = Archive::load((a / "loss.ml3").string()), lb = Archive::load((b / "loss.ml3").string());
+  ASSERT_EQ(la.blobs().size(), lb.blobs().size());
+  size_t compared = 0;
+  for (const auto& [name, blob] : la.blobs()) {
+    const Blob& other = lb.get(name);
+    ASSERT_EQ(blob.shape, other.shape) << name;
+    if (blob.dtype != "f32") continue;
+    const auto* x = reinterpret_cast<const float*>(blob.bytes.data());
+    const auto* y = reinterpret_cast<const float*>(other.bytes.data());
+    for (int64_t j = 0; j < blob.numel(); ++j) EXPECT_NEAR(x[j], y[j], 1e-5 * (1 + std::abs(x[j]))) << name << "[" << j << "]";
+    ++compared;
+  }
+  EXPECT_GT(compared, 0u);
+}
+
+std::string ml3(const std::string& args) { return std::string(ML3_BINARY) + " " + args; }
+
+TEST(Dist, TwoRanksGiveTheNumbersOfOneProcess) {
+  const auto root = test::temp_dir("dist_same");
+  const std::string cfg = tiny_config(root) + " meta.iterations=3 --quiet";
+  auto r = run_command(ml3("meta-train " + cfg + " --out " + (root / "one").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- meta-train " + cfg + " --out " + (root / "two").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_same_run(root / "one", root / "two");
+  EXPECT_FALSE(fs::exists(root / "two" / "checkpoints" / "iter_000004.ckpt"));
+  // Rank 0 writes; the comm_seconds column is there (0 in one process).
+  EXPECT_EQ(rows(root / "one").back()["comm_seconds"], 0.0);
+  EXPECT_GT(rows(root / "two").back()["comm_seconds"].get<double>(), 0.0);
+}
+
+// One rank of `world` as a process with the rendezvous environment; its
+// output goes to `log`.
+pid_t spawn_rank(int rank, int world, int port, double timeout, const std::string& args, const fs::path& log) {
+  const std::string cmd = "exec env WORLD_SIZE=" + std::to_string(world) + " RANK=" + std::to_string(rank) +
+                          " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) +
+                          " ML3_DIST_TIMEOUT=" + std::to_string(timeout) + " " + ml3(args) + " >" + log.string() +
+                          " 2>&1";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+bool wait_for(const std::function<bool()>& cond, double seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return cond();
+}
+
+// Rank 0's exit status after rank 1 was hit by `signal`, and the seconds it took.
+struct Stopped {
+  int code = -1;
+  double seconds = 0;
+  std::string log;
+};
+Stopped stop_rank1(const fs::path& root, const std::string& name, int signal, double timeout) {
+  const int port = free_local_port();
+  const std::string args = "meta-train " + tiny_config(root) + " meta.iterations=1000 --out " + (root / name).string();
+  const pid_t r0 = spawn_rank(0, 2, port, timeout, args, root / (name + "_0.log"));
+  const pid_t r1 = spawn_rank(1, 2, port, timeout, args, root / (name + "_1.log"));
+  const bool progressed =
+      wait_for([&] { return fs::exists(root / name / "checkpoints" / "iter_000002.ckpt"); }, 60);
+  kill(r1, signal);
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  const bool stopped = wait_for([&] { return waitpid(r0, &status, WNOHANG) == r0; }, timeout + 20);
+  Stopped s;
+  s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!stopped) kill(r0, SIGKILL), waitpid(r0, &status, 0);
+  kill(r1, SIGKILL);
+  waitpid(r1, nullptr, 0);
+  EXPECT_TRUE(progressed);
+  EXPECT_TRUE(stopped) << "rank 0 did not stop";
+  s.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  s.log = test::read_text(root / (name + "_0.log"));
+  return s;
+}
+
+TEST(Dist, ADeadOrHungRankStopsTheOtherAndTheRunResumesOnOtherRankCounts) {
+  const auto root = test::temp_dir("dist_fault");
+  // Killed: its connections close; rank 0 stops at its next collective.
+  Stopped s = stop_rank1(root, "killed", SIGKILL, 5);
+  EXPECT_EQ(s.code, 1) << s.log;
+  EXPECT_NE(s.log.find("rank 1 stopped responding"), std::string::npos) << s.log;
+  EXPECT_LT(s.seconds, 5 + 5) << s.log;
+  // Hung (stopped): rank 0's collective times out after ML3_DIST_TIMEOUT.
+  s = stop_rank1(root, "hung", SIGSTOP, 3);
+  EXPECT_EQ(s.code, 1) << s.log;
+  EXPECT_NE(s.log.find("rank 1 stopped responding"), std::string::npos) << s.log;
+  EXPECT_LT(s.seconds, 3 + 5) << s.log;
+  // The last checkpoint is whole; one process continues it, then 2 ranks.
+  const fs::path run = root / "killed";
+  const Archive last = Archive::load((run / "checkpoints" / "last.ckpt").string(), "checkpoint");
+  const int it = last.meta().at("iteration").get<int>();
+  ASSERT_GE(it, 2);
+  auto r = run_command(ml3("meta-train --quiet --resume " + run.string() + " --stop-after " + std::to_string(it + 1)));
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- meta-train --quiet --resume " + run.string() +
+                      " --stop-after " + std::to_string(it + 2)));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("on 2 ranks"), std::string::npos) << r.out;
+  const auto rs = rows(run);
+  ASSERT_EQ(rs.size(), static_cast<size_t>(it + 2));
+  EXPECT_EQ(rs.back()["iteration"], it + 2);
+}
+
+TEST(Dist, LaunchNamesTheRankThatFailedAndRefusesOtherAlgorithms) {
+  const auto root = test::temp_dir("dist_launch");
+  auto r = run_command(ml3("launch --nproc 2 --dist-timeout 10 -- meta-train --config " + (root / "none.yaml").string()));
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("error: launch: rank "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("of 2 exited with code"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[rank 1] "), std::string::npos) << r.out;
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 10 -- train --config " + std::string(ML3_SOURCE_DIR) +
+                      "/configs/pointmass_ppo.yaml train.iterations=1 --out " + (root / "ppo").string()));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("'ml3 train' does not run on several ranks"), std::string::npos) << r.out;
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 10 -- meta-train --config " + std::string(ML3_SOURCE_DIR) +
+                      "/configs/sine_ml3.yaml --out " + (root / "sine").string()));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("algorithm 'sine' does not run on several ranks"), std::string::npos) << r.out;
+  r = run_command("env WORLD_SIZE=2 " + ml3("meta-train --config " + std::string(ML3_SOURCE_DIR) +
+                                             "/configs/pointmass_ml3.yaml --out " + (root / "x").string()));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("environment variable RANK is not set (WORLD_SIZE is)"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace ml3
