@@ -195,5 +195,45 @@ TEST(Dist, LaunchNamesTheRankThatFailedAndRefusesOtherAlgorithms) {
   EXPECT_NE(r.out.find("environment variable RANK is not set (WORLD_SIZE is)"), std::string::npos) << r.out;
 }
 
+// Two "hosts": ranks in separate network namespaces joined by a veth pair
+// with private addresses, rendezvous and collectives over that link only
+// (GLOO_SOCKET_IFNAME). Needs the right to create namespaces (root); skipped
+// otherwise.
+TEST(Dist, RanksInSeparateNetworkNamespacesTalkOverAVethLink) {
+  const std::string id = std::to_string(getpid() % 100000), a = "ml3a" + id, b = "ml3b" + id;
+  const std::string va = "m3a" + id, vb = "m3b" + id;  // interface names: at most 15 characters
+  auto r = run_command("ip netns add " + a + " && ip netns add " + b);
+  struct Cleanup {
+    std::string a, b;
+    ~Cleanup() { run_command("ip netns del " + a + "; ip netns del " + b); }
+  } cleanup{a, b};
+  if (r.code != 0) GTEST_SKIP() << "network namespaces are not permitted here: " << r.out;
+  r = run_command("ip link add " + va + " type veth peer name " + vb + " && ip link set " + va + " netns " + a +
+                  " && ip link set " + vb + " netns " + b + " && ip -n " + a + " addr add 10.77.0.1/24 dev " + va +
+                  " && ip -n " + b + " addr add 10.77.0.2/24 dev " + vb + " && ip -n " + a + " link set " + va +
+                  " up && ip -n " + b + " link set " + vb + " up && ip -n " + a + " link set lo up && ip -n " + b +
+                  " link set lo up");
+  if (r.code != 0) GTEST_SKIP() << "no veth pair between namespaces here: " << r.out;
+  const auto root = test::temp_dir("dist_netns");
+  const std::string cfg = tiny_config(root) + " meta.iterations=2 --quiet";
+  const int port = free_local_port();
+  auto rank = [&](int k, const std::string& ns, const std::string& dev) {
+    return "ip netns exec " + ns + " env WORLD_SIZE=2 RANK=" + std::to_string(k) +
+           " MASTER_ADDR=10.77.0.1 MASTER_PORT=" + std::to_string(port) + " GLOO_SOCKET_IFNAME=" + dev +
+           " ML3_DIST_TIMEOUT=30 " + ml3("meta-train " + cfg + " --out " + (root / "two").string());
+  };
+  r = run_command("(" + rank(0, a, va) + " > " + (root / "rank0.log").string() + " 2>&1 &) ; " + rank(1, b, vb) +
+                  " && sleep 0.5 && cat " + (root / "rank0.log").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_TRUE(wait_for([&] { return fs::exists(root / "two" / "summary.json"); }, 30)) << r.out;
+  r = run_command(ml3("meta-train " + cfg + " --out " + (root / "one").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  expect_same_run(root / "one", root / "two");
+  // The collectives went over the veth link.
+  r = run_command("ip netns exec " + a + " cat /sys/class/net/" + va + "/statistics/tx_bytes");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_GT(std::atol(r.out.c_str()), 20000) << r.out;
+}
+
 }  // namespace
 }  // namespace ml3
