@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
 
@@ -137,10 +138,14 @@ void Comm::set_step(int step) {
   impl_->step = step;
 }
 
-double Comm::take_comm_seconds() {
-  const double s = comm_seconds_;
-  comm_seconds_ = 0;
-  return s;
+double Comm::take_comm_seconds() { return std::exchange(comm_seconds_, 0.0); }
+double Comm::take_wait_seconds() { return std::exchange(wait_seconds_, 0.0); }
+
+void Comm::sync(const char* what) {
+  const double before = comm_seconds_;
+  barrier(what);
+  wait_seconds_ += comm_seconds_ - before;
+  comm_seconds_ = before;
 }
 
 // Which peer is to blame: one whose heartbeat stopped (dead, killed or

@@ -47,10 +47,15 @@ class Comm {
   // other ranks pass anything and receive them.
   std::vector<at::Tensor> broadcast_list(const std::vector<at::Tensor>& list, int root, const char* what);
   void barrier(const char* what);
+  // A barrier whose time counts as waiting (for the slowest rank), not as
+  // communication: called before an exchange, it separates the two.
+  void sync(const char* what);
   // The iteration this rank works on (named in errors of hung peers).
   void set_step(int step);
-  // Seconds spent in collectives since the last call (and resets the clock).
+  // Seconds spent in collectives (sync() aside) and in sync() since the last
+  // call; resets both clocks.
   double take_comm_seconds();
+  double take_wait_seconds();
 
  private:
   explicit Comm(const Env& e);
@@ -59,7 +64,7 @@ class Comm {
   struct Impl;
   Env env_;
   std::unique_ptr<Impl> impl_;
-  double comm_seconds_ = 0;
+  double comm_seconds_ = 0, wait_seconds_ = 0;
   long calls_ = 0;
 };
 

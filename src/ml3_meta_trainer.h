@@ -95,14 +95,14 @@ class Ml3MetaTrainer : public Algorithm {
     return {"iteration",   "wall_seconds", "seconds",   "task_loss", "inner_loss",      "pool_success_rate",
             "post_success_rate", "pool_return", "post_return", "grad_norm", "skipped", "resets",
             "collect_seconds", "pool_log_std", "imitation_error", "shaping_weight", "target_fit_error",
-            "comm_seconds"};
+            "comm_seconds", "wait_seconds"};
   }
 
   nlohmann::json iterate(int it) override {
     const auto it_start = Clock::now();
     dist::Comm& comm = dist::Comm::get();
     comm.set_step(it);
-    comm.take_comm_seconds();
+    comm.take_comm_seconds(), comm.take_wait_seconds();
     const int n_tasks = meta_.tasks_per_iteration;
     Sums s(n_tasks);
     Params acc;
@@ -121,9 +121,11 @@ class Ml3MetaTrainer : public Algorithm {
       // made the same on every rank, in task order (docs/distributed.md).
       std::vector<TaskRun> mine;
       for (int k = comm.rank(); k < n_tasks; k += comm.world()) mine.push_back(begin_task(it, k, &s));
+      comm.sync("first batches");
       if (labels_) share_rows(mine, false);
       const std::vector<LearnedLoss> snaps = norm ? share_rows(mine, true) : std::vector<LearnedLoss>();
       for (size_t i = 0; i < mine.size(); ++i) run_task(mine[i], norm ? snaps[i] : loss_, weight, &acc, &s);
+      comm.sync("meta-gradients");
       share_results(it, mine, &acc, &s);
     }
     const int ok = static_cast<int>(s.v[0]);
@@ -150,7 +152,8 @@ class Ml3MetaTrainer : public Algorithm {
             {"imitation_error", shaped() ? nlohmann::json(s.v[10] / n_tasks) : nlohmann::json()},
             {"shaping_weight", shaped() ? nlohmann::json(weight) : nlohmann::json()},
             {"target_fit_error", std::isfinite(fit_err) ? nlohmann::json(fit_err) : nlohmann::json()},
-            {"comm_seconds", comm.take_comm_seconds()}};
+            {"comm_seconds", comm.take_comm_seconds()},
+            {"wait_seconds", comm.take_wait_seconds()}};
   }
 
   std::string progress_text(const nlohmann::json& r) const override {

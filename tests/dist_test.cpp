@@ -88,9 +88,11 @@ TEST(Dist, TwoRanksGiveTheNumbersOfOneProcess) {
   ASSERT_EQ(r.code, 0) << r.out;
   expect_same_run(root / "one", root / "two");
   EXPECT_FALSE(fs::exists(root / "two" / "checkpoints" / "iter_000004.ckpt"));
-  // Rank 0 writes; the comm_seconds column is there (0 in one process).
+  // Rank 0 writes; the comm_seconds and wait_seconds columns are there (0 in one process).
   EXPECT_EQ(rows(root / "one").back()["comm_seconds"], 0.0);
+  EXPECT_EQ(rows(root / "one").back()["wait_seconds"], 0.0);
   EXPECT_GT(rows(root / "two").back()["comm_seconds"].get<double>(), 0.0);
+  EXPECT_GT(rows(root / "two").back()["wait_seconds"].get<double>(), 0.0);
 }
 
 // One rank of `world` as a process with the rendezvous environment; its
@@ -146,18 +148,23 @@ Stopped stop_rank1(const fs::path& root, const std::string& name, int signal, do
   return s;
 }
 
-TEST(Dist, ADeadOrHungRankStopsTheOtherAndTheRunResumesOnOtherRankCounts) {
-  const auto root = test::temp_dir("dist_fault");
-  // Killed: its connections close; rank 0 stops at its next collective.
-  Stopped s = stop_rank1(root, "killed", SIGKILL, 5);
-  EXPECT_EQ(s.code, 1) << s.log;
-  EXPECT_NE(s.log.find("rank 1 stopped responding"), std::string::npos) << s.log;
-  EXPECT_LT(s.seconds, 5 + 5) << s.log;
-  // Hung (stopped): rank 0's collective times out after ML3_DIST_TIMEOUT.
-  s = stop_rank1(root, "hung", SIGSTOP, 3);
+// Hung (stopped): rank 0's collective times out after ML3_DIST_TIMEOUT.
+TEST(Dist, AHungRankStopsTheOtherWithinTheTimeout) {
+  const auto root = test::temp_dir("dist_hung");
+  const Stopped s = stop_rank1(root, "hung", SIGSTOP, 3);
   EXPECT_EQ(s.code, 1) << s.log;
   EXPECT_NE(s.log.find("rank 1 stopped responding"), std::string::npos) << s.log;
   EXPECT_LT(s.seconds, 3 + 5) << s.log;
+}
+
+TEST(Dist, ADeadRankStopsTheOtherAndTheRunResumesOnOtherRankCounts) {
+  const auto root = test::temp_dir("dist_dead");
+  // Killed: its connections close; rank 0 stops at its next collective.
+  const Stopped s = stop_rank1(root, "killed", SIGKILL, 5);
+  EXPECT_EQ(s.code, 1) << s.log;
+  EXPECT_NE(s.log.find("error: distributed: rank 0 of 2: collective '"), std::string::npos) << s.log;
+  EXPECT_NE(s.log.find("rank 1 stopped responding"), std::string::npos) << s.log;
+  EXPECT_LT(s.seconds, 5 + 5) << s.log;
   // The last checkpoint is whole; one process continues it, then 2 ranks.
   const fs::path run = root / "killed";
   const Archive last = Archive::load((run / "checkpoints" / "last.ckpt").string(), "checkpoint");
