@@ -221,6 +221,18 @@ void Comm::barrier(const char* what) {
   run(what, [&] { impl_->pg->barrier()->wait(); });
 }
 
+std::vector<std::vector<double>> Comm::share_jobs(std::vector<std::vector<double>> results, int first,
+                                                  const char* what) {
+  if (!distributed()) return results;
+  for (int j = 0; j < static_cast<int>(results.size()); ++j) {
+    std::vector<at::Tensor> mine;
+    if (owner(first, j) == rank()) mine.push_back(at::tensor(results[j], at::kDouble));
+    const at::Tensor got = broadcast_list(mine, owner(first, j), what).at(0).contiguous();
+    results[j].assign(got.data_ptr<double>(), got.data_ptr<double>() + got.numel());
+  }
+  return results;
+}
+
 // Header [n, (dtype, ndim, dims...)...] with its length first, then every
 // tensor in one float64 buffer (exact for float32 and for int64 below 2^53).
 std::vector<at::Tensor> Comm::broadcast_list(const std::vector<at::Tensor>& list, int root, const char* what) {

@@ -47,6 +47,11 @@ class Comm {
   // other ranks pass anything and receive them.
   std::vector<at::Tensor> broadcast_list(const std::vector<at::Tensor>& list, int root, const char* what);
   void barrier(const char* what);
+  // Jobs 0..n-1 of a loop spread over the ranks: job j runs on rank
+  // (first + j) % world. Each rank passes the results of its own jobs (the
+  // others empty); every rank gets all of them.
+  int owner(int first, int job) const { return (first + job) % env_.world; }
+  std::vector<std::vector<double>> share_jobs(std::vector<std::vector<double>> results, int first, const char* what);
   // A barrier whose time counts as waiting (for the slowest rank), not as
   // communication: called before an exchange, it separates the two.
   void sync(const char* what);

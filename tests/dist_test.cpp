@@ -95,6 +95,32 @@ TEST(Dist, TwoRanksGiveTheNumbersOfOneProcess) {
   EXPECT_GT(rows(root / "two").back()["wait_seconds"].get<double>(), 0.0);
 }
 
+// meta-test's (method, seed) runs spread over 2 ranks and gathered on rank
+// 0: the same results and curves as one process, byte for byte (each run is
+// the same computation wherever it runs); rank 1 prints nothing.
+TEST(Dist, MetaTestSpreadsItsRunsOverRanksWithTheSameOutputs) {
+  const auto root = test::temp_dir("dist_metatest");
+  auto r = run_command(ml3("meta-train " + tiny_config(root) + " meta.iterations=1 --quiet --out " + (root / "mt").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string args = "meta-test --loss " + (root / "mt" / "loss.ml3").string() + " " + tiny_config(root) +
+                           " meta_test.updates=4 meta_test.seeds=3 meta_test.eval_every=2 meta_test.eval_episodes=8"
+                           " value.hidden=8 baselines.ppo.pg.epochs=2"
+                           " baselines.ppo.pg.minibatches=2 baselines.reinforce.pg.epochs=2"
+                           " baselines.reinforce.pg.minibatches=2 --quiet --json --out ";
+  r = run_command(ml3(args + (root / "one").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto one = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- " + args + (root / "two").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto two = nlohmann::json::parse(r.out.substr(r.out.find('{')));  // once: rank 0's
+  EXPECT_NE(one["plot"], two["plot"]);  // the output folders; everything else is the same
+  one.erase("plot"), two.erase("plot");
+  EXPECT_TRUE(one == two) << one.dump().substr(0, 2000) << "\n" << two.dump().substr(0, 2000);
+  EXPECT_EQ(one["methods"].size(), 3u);
+  EXPECT_EQ(one["methods"][0]["per_seed"].size(), 3u);
+  EXPECT_EQ(test::read_text(root / "one" / "curves.json"), test::read_text(root / "two" / "curves.json"));
+}
+
 // One rank of `world` as a process with the rendezvous environment; its
 // output goes to `log`.
 pid_t spawn_rank(int rank, int world, int port, double timeout, const std::string& args, const fs::path& log) {

@@ -9,12 +9,14 @@
 
 int main(int argc, char** argv) {
   // A rank of a distributed run (WORLD_SIZE > 1, docs/distributed.md) runs
-  // meta-train; other commands would only repeat the same work on every rank.
+  // meta-train, meta-test or compare; other commands would only repeat the
+  // same work on every rank.
   const char* world = std::getenv("WORLD_SIZE");
-  if (argc > 1 && world && std::atoi(world) > 1 && std::string(argv[1]) != "meta-train" &&
-      std::string(argv[1]) != "launch" && argv[1][0] != '-') {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (world && std::atoi(world) > 1 && !cmd.empty() && cmd[0] != '-' && cmd != "meta-train" && cmd != "meta-test" &&
+      cmd != "compare" && cmd != "launch") {
     std::fprintf(stderr, "error: 'ml3 %s' does not run on several ranks (WORLD_SIZE=%s); distributed runs are "
-                 "ml3 meta-train with algorithm ml3 (docs/distributed.md)\n", argv[1], world);
+                 "ml3 meta-train (algorithm ml3), meta-test and compare (docs/distributed.md)\n", argv[1], world);
     return 1;
   }
   CLI::App app{"ml3: robot policies in MuJoCo with standard and meta-learned losses"};
