@@ -7,6 +7,8 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <atomic>
+#include <future>
+#include <memory>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -66,10 +68,11 @@ struct Comm::Impl {
   c10::intrusive_ptr<c10d::TCPStore> store, beat_store;  // the beat has its own connection
   c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
   std::thread beat;
-  std::mutex mu;  // beat_store, step
+  std::mutex mu;  // stop
   std::condition_variable cv;
   bool stop = false;
-  int step = 0;
+  std::atomic<bool> beat_done{false}, failed{false};
+  std::atomic<int> step{0};
 };
 
 Comm& Comm::get() {
@@ -107,21 +110,27 @@ Comm::Comm(const Env& e) : env_(e) {
                             env_.rank, env_.world, env_.addr, env_.port, env_.timeout_seconds,
                             std::string(ex.what()).substr(0, 300)));
   }
-  // Heartbeat: "<beats>:<step>" under ml3/beat/<rank>, twice a second.
+  // Heartbeat: "<beats>:<step>" under ml3/beat/<rank>, twice a second. The
+  // store I/O is done without a lock held: with rank 0 (the store) stopped it
+  // blocks, and nothing may wait for it.
   impl_->beat = std::thread([this] {
     Impl& m = *impl_;
-    std::unique_lock<std::mutex> lock(m.mu);
-    for (long n = 0; !m.stop; ++n) {
+    for (long n = 0;; ++n) {
       try {
-        m.beat_store->set(fmt::format("ml3/beat/{}", env_.rank), text_bytes(fmt::format("{}:{}", n, m.step)));
+        m.beat_store->set(fmt::format("ml3/beat/{}", env_.rank), text_bytes(fmt::format("{}:{}", n, m.step.load())));
       } catch (const std::exception&) {
         // The store's host (rank 0) is gone; a collective will say so.
       }
-      m.cv.wait_for(lock, kBeat, [&] { return m.stop; });
+      std::unique_lock<std::mutex> lock(m.mu);
+      if (m.cv.wait_for(lock, kBeat, [&] { return m.stop; })) break;
     }
+    m.beat_done = true;
   });
 }
 
+// The heartbeat stops; after a failure, or when it does not stop in time
+// (blocked on a store that does not answer), the group is left to the
+// process's exit instead of waiting for peers that are gone.
 Comm::~Comm() {
   if (!impl_) return;
   {
@@ -129,13 +138,18 @@ Comm::~Comm() {
     impl_->stop = true;
   }
   impl_->cv.notify_all();
-  if (impl_->beat.joinable()) impl_->beat.join();
+  const auto end = Clock::now() + 4 * kBeat;
+  while (!impl_->failed && !impl_->beat_done && Clock::now() < end) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (impl_->beat_done && !impl_->failed) {
+    impl_->beat.join();
+    return;
+  }
+  impl_->beat.detach();
+  (void)impl_.release();
 }
 
 void Comm::set_step(int step) {
-  if (!impl_) return;
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->step = step;
+  if (impl_) impl_->step = step;
 }
 
 double Comm::take_comm_seconds() { return std::exchange(comm_seconds_, 0.0); }
@@ -149,40 +163,47 @@ void Comm::sync(const char* what) {
 }
 
 // Which peer is to blame: one whose heartbeat stopped (dead, killed or
-// stopped), else one behind this rank's step (hangs in its own work).
-void Comm::fail(const char* what, const std::string& cause) {
-  std::string culprit;
-  try {
-    auto read = [&] {
-      std::vector<std::string> v(static_cast<size_t>(env_.world));
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      for (int r = 0; r < env_.world; ++r) {
-        const std::string key = fmt::format("ml3/beat/{}", r);
-        if (r != env_.rank && impl_->beat_store->check({key})) v[r] = bytes_text(impl_->beat_store->get(key));
-      }
-      return v;
-    };
-    const auto a = read();
-    std::this_thread::sleep_for(3 * kBeat);
-    const auto b = read();
-    int my_step;
-    {
-      std::lock_guard<std::mutex> lock(impl_->mu);
-      my_step = impl_->step;
+// stopped), else one behind this rank's step (hangs in its own work). Read
+// from the store on a thread of its own, given 1 s beyond the two readings:
+// a store that does not answer is rank 0 stopped or gone.
+std::string Comm::culprit() {
+  auto read = [this] {
+    std::vector<std::string> v(static_cast<size_t>(env_.world));
+    for (int r = 0; r < env_.world; ++r) {
+      const std::string key = fmt::format("ml3/beat/{}", r);
+      if (r != env_.rank && impl_->beat_store->check({key})) v[r] = bytes_text(impl_->beat_store->get(key));
     }
-    for (int r = 0; r < env_.world && culprit.empty(); ++r)
-      if (r != env_.rank && a[r] == b[r]) culprit = fmt::format("rank {} stopped responding (died or hangs)", r);
-    for (int r = 0; r < env_.world && culprit.empty(); ++r) {
-      if (r == env_.rank || b[r].empty()) continue;
-      const int step = std::atoi(b[r].substr(b[r].find(':') + 1).c_str());
-      if (step < my_step) culprit = fmt::format("rank {} is behind, still at iteration {}", r, step);
-    }
-  } catch (const std::exception&) {
-    culprit = "rank 0 (the host of the rendezvous store) is gone";
+    return v;
+  };
+  const auto a = read();
+  std::this_thread::sleep_for(3 * kBeat);
+  const auto b = read();
+  for (int r = 0; r < env_.world; ++r)
+    if (r != env_.rank && a[r] == b[r]) return fmt::format("rank {} stopped responding (died or hangs)", r);
+  for (int r = 0; r < env_.world; ++r) {
+    if (r == env_.rank || b[r].empty()) continue;
+    const int step = std::atoi(b[r].substr(b[r].find(':') + 1).c_str());
+    if (step < impl_->step) return fmt::format("rank {} is behind, still at iteration {}", r, step);
   }
-  if (culprit.empty()) culprit = "a peer rank failed";
+  return "a peer rank failed";
+}
+
+void Comm::fail(const char* what, const std::string& cause) {
+  impl_->failed = true;
+  auto result = std::make_shared<std::promise<std::string>>();
+  std::future<std::string> found = result->get_future();
+  std::thread([this, result] {
+    try {
+      result->set_value(culprit());
+    } catch (const std::exception&) {
+      result->set_value("rank 0 (the host of the rendezvous store) is gone");
+    }
+  }).detach();  // Impl outlives it: after a failure the destructor leaves it to the process's exit
+  const std::string who = found.wait_for(3 * kBeat + std::chrono::seconds(1)) == std::future_status::ready
+                              ? found.get()
+                              : "rank 0 (the host of the rendezvous store) does not answer (died or hangs)";
   throw Error(fmt::format("distributed: rank {} of {}: collective '{}' failed: {}; stopping ({})", env_.rank,
-                          env_.world, what, culprit, cause.substr(0, cause.find('\n'))));
+                          env_.world, what, who, cause.substr(0, cause.find('\n'))));
 }
 
 void Comm::run(const char* what, const std::function<void()>& fn) {

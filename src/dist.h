@@ -66,6 +66,7 @@ class Comm {
   explicit Comm(const Env& e);
   void run(const char* what, const std::function<void()>& fn);
   [[noreturn]] void fail(const char* what, const std::string& cause);
+  std::string culprit();
   struct Impl;
   Env env_;
   std::unique_ptr<Impl> impl_;
