@@ -27,6 +27,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// SIGINT/SIGTERM to the launcher (Ctrl-C, a scheduler's cancel): passed on to the ranks.
+volatile sig_atomic_t g_signal = 0;
+void on_signal(int sig) { g_signal = sig; }
+
 struct Rank {
   pid_t pid = -1;
   int err = -1;  // read end of its stderr
@@ -81,7 +85,11 @@ void launch(const LaunchArgs& a) {
   }
   int failed = -1;  // the first rank that failed
   Clock::time_point deadline;
-  bool terminated = false;
+  bool terminated = false, forwarded = false;
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
   auto forward = [&](Rank& k, int r, bool flush) {
     char buf[4096];
     ssize_t n;
@@ -110,6 +118,11 @@ void launch(const LaunchArgs& a) {
                      exit_text(k.status).c_str(), timeout);
       }
     }
+    if (g_signal && !forwarded) {
+      for (auto& k : ranks)
+        if (k.running) kill(k.pid, g_signal);
+      forwarded = true;
+    }
     if (failed >= 0 && running > 0 && Clock::now() > deadline) {
       for (int r = 0; r < a.nproc; ++r)
         if (ranks[r].running) {
@@ -120,6 +133,8 @@ void launch(const LaunchArgs& a) {
       deadline = Clock::now() + std::chrono::seconds(2);
     }
   }
+  if (g_signal)
+    throw Error(fmt::format("launch: stopped by signal {} ({}), passed on to the ranks", g_signal, strsignal(g_signal)));
   if (failed >= 0)
     throw Error(fmt::format("launch: rank {} of {} {}", failed, a.nproc, exit_text(ranks[failed].status)));
 }
