@@ -6,6 +6,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <future>
 #include <memory>
@@ -84,12 +85,15 @@ Comm::Comm(const Env& e) : env_(e) {
   if (!distributed()) return;
   impl_ = std::make_unique<Impl>();
   const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(env_.timeout_seconds * 1000));
+  // The rendezvous waits at least 30 s: ranks start at different times (a
+  // loaded host, a scheduler), even when collectives get a short timeout.
+  const double rendezvous_seconds = std::max(env_.timeout_seconds, 30.0);
   c10d::TCPStoreOptions o;
   o.port = static_cast<uint16_t>(env_.port);
   o.isServer = env_.rank == 0;
   o.numWorkers = env_.world;
   o.waitWorkers = true;
-  o.timeout = timeout;
+  o.timeout = std::chrono::milliseconds(static_cast<int64_t>(rendezvous_seconds * 1000));
   try {
     impl_->store = c10::make_intrusive<c10d::TCPStore>(env_.addr, o);
     o.isServer = false;
@@ -106,8 +110,8 @@ Comm::Comm(const Env& e) : env_(e) {
     impl_->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, env_.rank, env_.world, opts);
   } catch (const std::exception& ex) {
     throw Error(fmt::format("distributed: rank {} of {}: rendezvous at {}:{} failed within {} s "
-                            "(ML3_DIST_TIMEOUT): {}",
-                            env_.rank, env_.world, env_.addr, env_.port, env_.timeout_seconds,
+                            "(ML3_DIST_TIMEOUT, at least 30): {}",
+                            env_.rank, env_.world, env_.addr, env_.port, rendezvous_seconds,
                             std::string(ex.what()).substr(0, 300)));
   }
   // Heartbeat: "<beats>:<step>" under ml3/beat/<rank>, twice a second. The

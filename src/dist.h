@@ -5,9 +5,9 @@
 // Gloo. Without WORLD_SIZE (or with WORLD_SIZE=1) there is one process and no
 // c10d at all: every collective is a no-op and runs are unchanged bit for bit.
 // ML3_DIST_TIMEOUT (seconds, default 300) bounds every collective and the
-// rendezvous; a collective that fails or times out throws ml3::Error naming
-// this rank, the collective and, when it can be told, the rank that died or
-// hangs. The c10d headers stay in src/dist.cpp.
+// rendezvous (which waits at least 30 s); a collective that fails or times
+// out throws ml3::Error naming this rank, the collective and, when it can be
+// told, the rank that died or hangs. The c10d headers stay in src/dist.cpp.
 #include <functional>
 #include <memory>
 #include <string>
