@@ -121,6 +121,34 @@ TEST(Dist, MetaTestSpreadsItsRunsOverRanksWithTheSameOutputs) {
   EXPECT_EQ(test::read_text(root / "one" / "curves.json"), test::read_text(root / "two" / "curves.json"));
 }
 
+// compare, with a learning-rate sweep: the sweep's runs are spread too, every
+// rank picks the same rate, and rank 0's outputs are those of one process.
+TEST(Dist, CompareSpreadsItsRunsAndSweepOverRanksWithTheSameOutputs) {
+  const auto root = test::temp_dir("dist_compare");
+  const std::string demos = (root / "pm.demos").string();
+  auto r = run_command(ml3("demos --env pointmass --episodes 6 --out " + demos));
+  ASSERT_EQ(r.code, 0) << r.out;
+  test::write_file(root / "cmp.yaml",
+                   "env: {name: pointmass}\npolicy: {hidden: [8, 8]}\nvalue: {hidden: [8]}\nthreads: 1\n"
+                   "compare: {seeds: 3, updates: 4, episodes_per_update: 8, eval_every: 2, eval_episodes: 8, "
+                   "threshold: 0.1}\n"
+                   "sweep: {seeds: 1, updates: 2}\n"
+                   "methods:\n"
+                   "  reinforce: {kind: reinforce, sweep_lrs: \"1e-3,1e-2\", pg: {epochs: 2, minibatches: 2}}\n"
+                   "  bc: {kind: bc, bc: {demos: " + demos + ", steps_per_update: 2, batch_rows: 16}}\n");
+  const std::string args = "compare --config " + (root / "cmp.yaml").string() + " --quiet --json --out ";
+  r = run_command(ml3(args + (root / "one").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto one = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- " + args + (root / "two").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto two = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  one.erase("plot"), two.erase("plot");
+  EXPECT_TRUE(one == two) << one.dump().substr(0, 2000) << "\n" << two.dump().substr(0, 2000);
+  EXPECT_EQ(one["sweep"]["methods"]["reinforce"]["runs"].size(), 2u);
+  EXPECT_EQ(test::read_text(root / "one" / "curves.json"), test::read_text(root / "two" / "curves.json"));
+}
+
 // One rank of `world` as a process with the rendezvous environment; its
 // output goes to `log`.
 pid_t spawn_rank(int rank, int world, int port, double timeout, const std::string& args, const fs::path& log) {
