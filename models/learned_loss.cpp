@@ -128,11 +128,17 @@ Tensor LearnedLoss::loss(const LossFeatureInputs& in, const Params& phi) const {
   return l;
 }
 
-void LearnedLoss::update_stats(const LossFeatureInputs& in) {
+void LearnedLoss::update_stats(const LossFeatureInputs& in) { update_stats_rows(stat_rows(in)); }
+
+Tensor LearnedLoss::stat_rows(const LossFeatureInputs& in) const {
   torch::NoGradGuard no_grad;
   LossFeatureInputs src = in;
   src.mean = in.action.to(in.mean.scalar_type());
-  const Tensor f = features(src).detach().to(torch::kFloat64).reshape({-1, input_dim_}).contiguous();
+  return features(src).detach().to(torch::kFloat64).reshape({-1, input_dim_}).contiguous();
+}
+
+void LearnedLoss::update_stats_rows(const Tensor& rows) {
+  const Tensor f = rows.to(torch::kFloat64).reshape({-1, input_dim_}).contiguous();
   moments_.update(f.data_ptr<double>(), f.size(0));
   refresh_norm();
 }

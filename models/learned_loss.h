@@ -76,6 +76,10 @@ class LearnedLoss {
   // (the mean of a freshly initialised policy is ~0 with a tiny spread, and
   // dividing by that spread would make the loss explode with the policy).
   void update_stats(const LossFeatureInputs& in);
+  // The same in two halves: the rows a batch adds (float64 [B, input_dim]),
+  // and adding them (distributed runs gather the rows of every rank first).
+  Tensor stat_rows(const LossFeatureInputs& in) const;
+  void update_stats_rows(const Tensor& rows);
   double stats_count() const { return moments_.count; }
 
   // Into/out of an archive under `prefix` (checkpoints hold one too).

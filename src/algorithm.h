@@ -55,6 +55,9 @@ class Algorithm {
     std::string kind, file, title;
   };
   virtual Plot plot() const = 0;
+  // Whether its iterations are spread over the ranks of a distributed run
+  // (src/dist.h); the runner refuses the others when there are several ranks.
+  virtual bool spreads_over_ranks() const { return false; }
 };
 
 // ---- the registry ---------------------------------------------------------------

@@ -5,6 +5,7 @@
 // `ml3 train`; both commands share the method loop, the statistics (bootstrap
 // over seeds) and the outputs.
 #include "src/compare.h"
+#include "src/dist.h"
 
 #include <torch/torch.h>
 
@@ -175,11 +176,31 @@ void check_method(Method& m, const Protocol& p) {
   }
 }
 
+// The (method, seed) runs of a distributed meta-test or compare go to the
+// ranks in turn (docs/distributed.md): run j of the command on rank j % world.
+int first_job = 0;
+
+// A seed's curve and the episode length as one row of numbers, and back.
+std::vector<double> curve_row(const std::vector<CurvePoint>& c, int episode_steps) {
+  std::vector<double> r{static_cast<double>(episode_steps)};
+  for (const auto& q : c) r.insert(r.end(), {static_cast<double>(q.update), q.success, q.distance, q.ret});
+  return r;
+}
+std::vector<CurvePoint> row_curve(const std::vector<double>& r, int* episode_steps) {
+  if (episode_steps) *episode_steps = static_cast<int>(r.at(0));
+  std::vector<CurvePoint> c;
+  for (size_t i = 1; i + 3 < r.size(); i += 4) c.push_back({static_cast<int>(r[i]), r[i + 1], r[i + 2], r[i + 3]});
+  return c;
+}
+
 // Trains and evaluates one method on every seed of the protocol.
 SeedCurves run_method(const Method& m, const Protocol& p, const std::string& label, Progress& progress, int& done,
                       int* episode_steps) {
+  dist::Comm& comm = dist::Comm::get();
   SeedCurves out;
+  std::vector<std::vector<double>> rows(static_cast<size_t>(p.seeds));
   for (int s = 0; s < p.seeds; ++s) {
+    if (comm.owner(first_job, s) != comm.rank()) continue;
     PolicyTrainer trainer(m.cfg, *m.entry, "", run_plan(p, s, p.updates, p.episodes, p.eval_episodes));
     if (episode_steps) *episode_steps = trainer.spec().episode_steps;
     std::vector<CurvePoint> curve;
@@ -205,9 +226,27 @@ SeedCurves run_method(const Method& m, const Protocol& p, const std::string& lab
       }
       progress.update(++done, fmt::format("{} seed {} | success {:.0f}%", label, s, 100 * curve.back().success));
     }
-    out.push_back(curve);
+    if (!comm.distributed()) out.push_back(curve);
+    else rows[s] = curve_row(curve, trainer.spec().episode_steps);
   }
+  if (!comm.distributed()) return out;
+  rows = comm.share_jobs(rows, first_job, "seed curves");
+  first_job += p.seeds;
+  for (const auto& r : rows) out.push_back(row_curve(r, episode_steps));
   return out;
+}
+
+// The output folder and its config.yaml, by rank 0 of a distributed run
+// (the others wait for it); returns whether this rank writes the outputs.
+bool open_outputs(const fs::path& out, bool force, const Config& cfg) {
+  dist::Comm& comm = dist::Comm::get();
+  if (comm.root()) {
+    prepare_run_dir(out, force);
+    write_file_atomic((out / "config.yaml").string(), cfg.to_yaml());
+  }
+  comm.barrier("output folder");
+  first_job = 0;
+  return comm.root();
 }
 
 std::vector<double> parse_lrs(const std::string& text, const std::string& key) {
@@ -322,10 +361,8 @@ std::string run_compare(const CompareArgs& args) {
   const fs::path out = !args.out_dir.empty() ? fs::path(args.out_dir)
                        : args.split.empty()  ? fs::path("runs") / stem
                                              : fs::path("runs") / (stem + "_" + args.split);
-  prepare_run_dir(out, args.force);
-  write_file_atomic((out / "config.yaml").string(), cfg.to_yaml());
-
-  Progress progress("compare " + p.env + " (" + p.split + ")", total, args.quiet);
+  const bool root = open_outputs(out, args.force, cfg);
+  Progress progress("compare " + p.env + " (" + p.split + ")", total, args.quiet || !root);
   int done = 0, episode_steps = 0;
   nlohmann::json sweep_json = {{"enabled", sw.enabled},
                                {"split", sweep.split},
@@ -362,6 +399,7 @@ std::string run_compare(const CompareArgs& args) {
   results["command"] = "ml3 compare";
   results["config"] = args.config_path;
   results["sweep"] = sweep_json;
+  if (!root) return "";
   write_outputs(out.string(), results, curves_json(reports(methods), curves, p, episode_steps),
                 fmt::format("{} ({} goals): {} updates x {} episodes, {} seeds, mean and 95% band", p.env, p.split,
                             p.updates, p.episodes, p.seeds));
@@ -406,10 +444,9 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
   if (methods.empty()) throw Error("config: key 'meta_test.methods' is empty");
 
   const fs::path out(out_dir);
-  prepare_run_dir(out, force);
-  write_file_atomic((out / "config.yaml").string(), cfg.to_yaml());
+  const bool root = open_outputs(out, force, cfg);
   Progress progress("meta-test " + p.env + " (" + split_name + ")",
-                    static_cast<int>(methods.size()) * p.seeds * p.updates, quiet);
+                    static_cast<int>(methods.size()) * p.seeds * p.updates, quiet || !root);
   int done = 0, episode_steps = 0;
   std::vector<SeedCurves> curves;
   for (const auto& m : methods) curves.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
@@ -421,6 +458,7 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
   results["success_target"] = p.threshold;
   for (const auto& m : methods)
     if (m.learned()) results["loss_meta_trained_on"] = m.inputs.value("meta_trained_on", "?");
+  if (!root) return "";
   write_outputs(out.string(), results, curves_json(reports(methods), curves, p, episode_steps),
                 "meta-test on " + p.env + " (" + split_name + " split): learned loss vs baselines");
   return results.dump(2);

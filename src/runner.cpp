@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "envs/env.h"
 #include "src/algorithm.h"
+#include "src/dist.h"
 #include "src/plot.h"
 #include "src/run.h"
 
@@ -112,9 +113,27 @@ RunResult run(const RunArgs& args) {
   const ConfigLoader loader = [&](const std::string& p, const std::vector<std::string>& o) {
     return load_config(args.command, p, o);
   };
-  const fs::path dir =
-      open_run_folder(args.config_path, args.overrides, args.out_dir, args.resume_dir, args.force, loader, &cfg);
+  // Distributed (src/dist.h): every rank iterates; rank 0 alone writes the
+  // run folder, metrics, checkpoints, artifacts and the progress line.
+  dist::Comm& comm = dist::Comm::get();
+  const bool root = comm.root();
+  fs::path dir;
+  if (root) {
+    dir = open_run_folder(args.config_path, args.overrides, args.out_dir, args.resume_dir, args.force, loader, &cfg);
+  } else {
+    if (resume && (!args.overrides.empty() || !args.config_path.empty()))
+      throw UsageError("--resume takes the run's own config.yaml; do not pass --config or overrides");
+    dir = resume ? fs::path(args.resume_dir)
+                 : args.out_dir.empty() ? fs::path("runs") / fs::path(args.config_path).stem() : fs::path(args.out_dir);
+    comm.barrier("run folder");  // rank 0 has written config.yaml
+    cfg = resume ? loader((dir / "config.yaml").string(), {}) : loader(args.config_path, args.overrides);
+  }
+  if (root) comm.barrier("run folder");
   std::unique_ptr<Algorithm> algo = make_algorithm(cfg, dir.string());
+  if (comm.distributed() && !algo->spreads_over_ranks())
+    throw Error(fmt::format("algorithm '{}' does not run on several ranks (WORLD_SIZE={}); distributed runs are "
+                            "ml3 meta-train with algorithm ml3 (docs/distributed.md)",
+                            cfg.get_string("algorithm"), comm.world()));
   const int iterations = algo->iterations(), ck_every = algo->checkpoint_every(), eval_every = algo->eval_every();
   const fs::path last = dir / "checkpoints" / "last.ckpt";
 
@@ -125,12 +144,16 @@ RunResult run(const RunArgs& args) {
     algo->load(a);
     start = saved = a.meta().at("iteration").get<int>();
     wall0 = a.meta().at("wall_seconds").get<double>();
-    truncate_metrics(dir, start);
-    std::fprintf(stderr, "resuming %s at iteration %d/%d\n", dir.c_str(), start, iterations);
+    if (root) {
+      truncate_metrics(dir, start);
+      std::fprintf(stderr, "resuming %s at iteration %d/%d%s\n", dir.c_str(), start, iterations,
+                   comm.distributed() ? fmt::format(" on {} ranks", comm.world()).c_str() : "");
+    }
   }
 
-  MetricsWriter metrics(dir, algo->columns(), resume);
-  Progress progress(algo->label(), iterations, args.quiet);
+  std::unique_ptr<MetricsWriter> metrics;
+  if (root) metrics = std::make_unique<MetricsWriter>(dir, algo->columns(), resume);
+  Progress progress(algo->label(), iterations, args.quiet || !root);
   const auto t0 = Clock::now();
   auto wall = [&] { return wall0 + std::chrono::duration<double>(Clock::now() - t0).count(); };
   const int stop_at = args.stop_after > 0 ? std::min(args.stop_after, iterations) : iterations;
@@ -147,7 +170,8 @@ RunResult run(const RunArgs& args) {
     }
     row["wall_seconds"] = wall();
     if ((eval_every > 0 && it % eval_every == 0) || it == iterations) row.update(algo->evaluate());
-    metrics.append(row);
+    if (!root) continue;
+    metrics->append(row);
     if (it % ck_every == 0 || it == iterations || it == stop_at) {
       write_checkpoint(*algo, cfg, dir, it, wall());
       saved = it;
@@ -158,6 +182,7 @@ RunResult run(const RunArgs& args) {
 
   RunResult out;
   out.run_dir = dir.string();
+  if (!root) return out;
   if (stop_at < iterations) {
     std::fprintf(stderr, "stopped after iteration %d of %d; continue with: ml3 %s --resume %s\n", stop_at,
                  iterations, command_name(args.command), dir.c_str());

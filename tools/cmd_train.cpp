@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "src/algorithm.h"
 #include "src/compare.h"
+#include "src/dist.h"
+#include "src/meta_test.h"
 #include "tools/commands.h"
 
 namespace ml3 {
@@ -106,7 +108,10 @@ void register_train_commands(CLI::App& app) {
     const std::string dir =
         out.empty() ? (std::filesystem::path("runs") / (std::filesystem::path(config).stem().string() + "_meta_test_" + split)).string()
                     : out;
+    if (dist::Comm::get().distributed() && e.meta_test != run_policy_meta_test)
+      throw Error("algorithm '" + e.name + "': its meta-test does not run on several ranks (docs/distributed.md)");
     const std::string r = e.meta_test(loss, cfg, split, dir, force, quiet);
+    if (r.empty()) return;  // a rank other than 0 of a distributed run
     std::cout << (json || !e.meta_test_table ? r + "\n" : e.meta_test_table(r));
   });
 
@@ -153,6 +158,7 @@ void register_train_commands(CLI::App& app) {
       return;
     }
     const std::string r = run_compare(ca);
+    if (r.empty()) return;  // a rank other than 0 of a distributed run
     std::cout << (compare_json ? nlohmann::json::parse(r).dump() + "\n" : compare_markdown(r));
   });
 }
