@@ -203,26 +203,29 @@ Stopped stop_rank(int victim, const fs::path& root, const std::string& name, int
   return s;
 }
 
+// The surviving rank `survivor` failed with exit 1 within the timeout (+5 s),
+// its message naming the collective and, with `diagnosis`, the other rank.
+void expect_stopped(const Stopped& s, int survivor, const std::string& diagnosis, int timeout) {
+  EXPECT_EQ(s.code, 1) << s.log;
+  EXPECT_NE(s.log.find("error: distributed: rank " + std::to_string(survivor) + " of 2: collective '"),
+            std::string::npos)
+      << s.log;
+  EXPECT_NE(s.log.find(diagnosis), std::string::npos) << s.log;
+  EXPECT_LT(s.seconds, timeout + 5) << s.log;
+}
+
 // Hung (stopped): the other rank's collective times out after
 // ML3_DIST_TIMEOUT. Rank 0 here: it also serves the rendezvous store, which
 // then does not answer either (rank 1 hung: the dead-rank test's diagnosis).
 TEST(Dist, AHungRankStopsTheOtherWithinTheTimeout) {
   const auto root = test::temp_dir("dist_hung");
-  const Stopped s = stop_rank(0, root, "hung", SIGSTOP, 3);
-  EXPECT_EQ(s.code, 1) << s.log;
-  EXPECT_NE(s.log.find("error: distributed: rank 1 of 2: collective '"), std::string::npos) << s.log;
-  EXPECT_NE(s.log.find("rank 0 (the host of the rendezvous store) does not answer"), std::string::npos) << s.log;
-  EXPECT_LT(s.seconds, 3 + 5) << s.log;
+  expect_stopped(stop_rank(0, root, "hung", SIGSTOP, 3), 1, "rank 0 (the host of the rendezvous store) does not answer", 3);
 }
 
 TEST(Dist, ADeadRankStopsTheOtherAndTheRunResumesOnOtherRankCounts) {
   const auto root = test::temp_dir("dist_dead");
   // Killed: its connections close; rank 0 stops at its next collective.
-  const Stopped s = stop_rank(1, root, "killed", SIGKILL, 5);
-  EXPECT_EQ(s.code, 1) << s.log;
-  EXPECT_NE(s.log.find("error: distributed: rank 0 of 2: collective '"), std::string::npos) << s.log;
-  EXPECT_NE(s.log.find("rank 1 stopped responding"), std::string::npos) << s.log;
-  EXPECT_LT(s.seconds, 5 + 5) << s.log;
+  expect_stopped(stop_rank(1, root, "killed", SIGKILL, 5), 0, "rank 1 stopped responding", 5);
   // The last checkpoint is whole; one process continues it, then 2 ranks.
   const fs::path run = root / "killed";
   const Archive last = Archive::load((run / "checkpoints" / "last.ckpt").string(), "checkpoint");
