@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstring>
 #include <cmath>
+#include <exception>
 #include <filesystem>
+#include <thread>
 #include <fmt/format.h>
 
 #include "core/archive.h"
@@ -260,6 +262,10 @@ ActorCriticUpdate::ActorCriticUpdate(const Config& c, const std::string& prefix,
     fast_ = std::make_unique<FastPolicyGradient>(pm.sizes(), mlp_act(pm.activation()), pc.log_std_min,
                                                  pc.log_std_max, m.value_net.sizes(),
                                                  mlp_act(m.value_net.activation()));
+    if (c.has("threads") && c.get_int("threads") >= 2)
+      value_fast_ = std::make_unique<FastPolicyGradient>(pm.sizes(), mlp_act(pm.activation()), pc.log_std_min,
+                                                         pc.log_std_max, m.value_net.sizes(),
+                                                         mlp_act(m.value_net.activation()));
     fast_pp_.resize(fast_->policy_params()), fast_pg_.resize(fast_->policy_params());
     fast_vp_.resize(fast_->value_params()), fast_vg_.resize(fast_->value_params());
   }
@@ -346,8 +352,9 @@ void ActorCriticUpdate::value_step(const Minibatch& mb, Params& vp, double lr_sc
                                    int& value_steps) {
   double loss_v;
   if (fast_) {
-    if (mb.obs.defined()) fast_->gather(fast_all_, nullptr, fast_all_.rows);
-    loss_v = fast_->value_loss_grad(fast_vp_.data(), fast_vg_.data());
+    FastPolicyGradient& f = *value_gatherer();
+    if (mb.obs.defined()) f.gather(fast_all_, nullptr, fast_all_.rows);
+    loss_v = f.value_loss_grad(fast_vp_.data(), fast_vg_.data());
     check_finite(loss_v, "value loss");
     check_finite(clip_grad_norm_flat(fast_vg_.data(), fast_vg_.size(), optim_.max_grad_norm), "value gradient");
     value_adam_.step_flat(fast_vp_.data(), fast_vg_.data(), fast_vp_.size(), optim_.value_lr * lr_scale);
@@ -366,6 +373,11 @@ void ActorCriticUpdate::value_step(const Minibatch& mb, Params& vp, double lr_sc
 
 void ActorCriticUpdate::for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed,
                                            const std::function<bool(const Minibatch&)>& step) {
+  for_each_minibatch(all, shuffle_seed, fast_.get(), step);
+}
+
+void ActorCriticUpdate::for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed, FastPolicyGradient* gatherer,
+                                           const std::function<bool(const Minibatch&)>& step) {
   const int64_t B = all.obs.size(0);
   const int64_t mb_size = std::max<int64_t>(1, B / pg_.minibatches);
   Rng rng(shuffle_seed);
@@ -373,10 +385,47 @@ void ActorCriticUpdate::for_each_minibatch(const Minibatch& all, uint64_t shuffl
   for (int e = 0; e < pg_.epochs; ++e) {
     const auto perm = permutation(B, rng);
     for (int64_t start = 0; start + mb_size <= B; start += mb_size) {
-      if (fast_) fast_->gather(fast_all_, perm.data() + start, mb_size);
-      if (!step(fast_ ? gathered : select_rows(all, perm, start, mb_size))) return;
+      if (gatherer) gatherer->gather(fast_all_, perm.data() + start, mb_size);
+      if (!step(gatherer ? gathered : select_rows(all, perm, start, mb_size))) return;
     }
   }
+}
+
+void ActorCriticUpdate::policy_then_value(const Minibatch& all, uint64_t shuffle_seed, Params& vp, double lr_scale,
+                                          UpdateStats& st, int& value_steps,
+                                          const std::function<void()>& policy_work) {
+  UpdateStats vst;
+  int vsteps = 0;
+  const auto value_work = [&] {
+    for_each_minibatch(all, shuffle_seed, value_gatherer(), [&](const Minibatch& mb) {
+      value_step(mb, vp, lr_scale, vst, vsteps);
+      return true;
+    });
+  };
+  if (parallel_value_fit()) {
+    std::exception_ptr value_error;
+    std::thread value_thread([&] {
+      try {
+        value_work();
+      } catch (...) {
+        value_error = std::current_exception();
+      }
+    });
+    std::exception_ptr policy_error;
+    try {
+      policy_work();
+    } catch (...) {
+      policy_error = std::current_exception();
+    }
+    value_thread.join();
+    if (policy_error) std::rethrow_exception(policy_error);
+    if (value_error) std::rethrow_exception(value_error);
+  } else {
+    policy_work();
+    value_work();
+  }
+  st.value_loss += vst.value_loss;
+  value_steps += vsteps;
 }
 
 void ActorCriticUpdate::average(UpdateStats& st, int value_steps) {

@@ -145,6 +145,17 @@ class ActorCriticUpdate : public PolicyUpdate {
   // rows) gathers it first.
   void for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed,
                           const std::function<bool(const Minibatch&)>& step);
+  // Runs `policy_work` (all of the policy's steps of an update) and the value
+  // network's pg.epochs x pg.minibatches steps (value_step on the minibatches
+  // of for_each_minibatch). With the fast backend and threads >= 2 the value
+  // steps run on a second thread beside the policy's: the two networks share
+  // no state and each one's steps are the same operations in the same order,
+  // so the result is bit-identical to running one after the other (tested).
+  // Otherwise: policy_work, then the value steps.
+  void policy_then_value(const Minibatch& all, uint64_t shuffle_seed, Params& vp, double lr_scale,
+                         UpdateStats& st, int& value_steps, const std::function<void()>& policy_work);
+  // True when policy_then_value runs the value steps on their own thread.
+  bool parallel_value_fit() const { return value_fast_ != nullptr; }
   // Divides the sums in `st` by the step counts.
   static void average(UpdateStats& st, int value_steps);
 
@@ -156,8 +167,14 @@ class ActorCriticUpdate : public PolicyUpdate {
  private:
   // The fast backend (null with torch): flat parameters, gradients, and the rows of the batch.
   std::unique_ptr<FastPolicyGradient> fast_;
+  // With threads >= 2, a second instance whose buffers the value steps gather
+  // into on their own thread (null: the value steps use fast_).
+  std::unique_ptr<FastPolicyGradient> value_fast_;
   std::vector<float> fast_pp_, fast_vp_, fast_pg_, fast_vg_;
   FastRows fast_all_;
+  FastPolicyGradient* value_gatherer() const { return value_fast_ ? value_fast_.get() : fast_.get(); }
+  void for_each_minibatch(const Minibatch& all, uint64_t shuffle_seed, FastPolicyGradient* gatherer,
+                          const std::function<bool(const Minibatch&)>& step);
 };
 
 // `ml3 bench train`: `iterations` training iterations of the config `c`

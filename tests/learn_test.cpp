@@ -489,9 +489,14 @@ TEST(Trainer, ResumedRunMatchesUninterruptedRun) {
 // flat Adam state is checkpointed as before), and checkpoints ml3 export reads.
 TEST(Trainer, FastBackendIsDeterministicResumesExactlyAndExports) {
   const auto root = test::temp_dir("train_fast");
+  // threads=2 fits the value network on a second thread beside the policy's
+  // steps, threads=1 one after the other: the same numbers (PPO and REINFORCE).
   train_tiny(root / "full", tiny({"pg.backend=fast"}));
   train_tiny(root / "again", tiny({"pg.backend=fast", "threads=1"}));
   EXPECT_EQ(metric_rows(root / "full"), metric_rows(root / "again"));
+  train_tiny(root / "rf2", tiny({"pg.backend=fast", "algorithm=reinforce"}));
+  train_tiny(root / "rf1", tiny({"pg.backend=fast", "algorithm=reinforce", "threads=1"}));
+  EXPECT_EQ(metric_rows(root / "rf2"), metric_rows(root / "rf1"));
   expect_resume_matches(root, tiny({"pg.backend=fast"}));
   const Archive a = Archive::load((root / "full" / "checkpoints" / "last.ckpt").string());
   train_tiny(root / "torch", tiny());

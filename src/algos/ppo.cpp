@@ -16,11 +16,20 @@ class PpoUpdate : public ActorCriticUpdate {
     const Minibatch all = begin(batch, pp, vp);
     UpdateStats st;
     int value_steps = 0;
-    for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
-      const double kl = policy_step(objective_, mb, pp, lr_scale, st);
-      value_step(mb, vp, lr_scale, st, value_steps);
-      return !(ppo_.target_kl > 0 && kl > ppo_.target_kl);  // target-KL early stop
-    });
+    if (parallel_value_fit() && ppo_.target_kl <= 0) {  // no early stop: the value steps need not wait for the policy's
+      policy_then_value(all, shuffle_seed, vp, lr_scale, st, value_steps, [&] {
+        for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
+          policy_step(objective_, mb, pp, lr_scale, st);
+          return true;
+        });
+      });
+    } else {
+      for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
+        const double kl = policy_step(objective_, mb, pp, lr_scale, st);
+        value_step(mb, vp, lr_scale, st, value_steps);
+        return !(ppo_.target_kl > 0 && kl > ppo_.target_kl);  // target-KL early stop
+      });
+    }
     end(pp, vp);
     average(st, value_steps);
     return st;

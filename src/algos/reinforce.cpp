@@ -16,11 +16,8 @@ class ReinforceUpdate : public ActorCriticUpdate {
     const Minibatch all = begin(batch, pp, vp);
     UpdateStats st;
     int value_steps = 0;
-    policy_step(objective_, all, pp, lr_scale, st);
-    for_each_minibatch(all, shuffle_seed, [&](const Minibatch& mb) {
-      value_step(mb, vp, lr_scale, st, value_steps);
-      return true;
-    });
+    policy_then_value(all, shuffle_seed, vp, lr_scale, st, value_steps,
+                      [&] { policy_step(objective_, all, pp, lr_scale, st); });
     end(pp, vp);
     average(st, value_steps);
     return st;
