@@ -68,6 +68,39 @@ TEST(ShapedSine, MetaGradientMatchesFiniteDifferences) {
   }
 }
 
+// The hand-derived Eigen engine of the frequency model (ELU loss: the backward
+// pass carries elu'' through the tangent) agrees with autograd to 1e-12 in
+// double: meta-gradient, both losses, theta after the step, and SGD training
+// on the learned loss and on the MSE.
+TEST(ShapedSine, EigenEngineMatchesAutograd) {
+  for (bool shaping : {true, false}) {
+    const SineProblem pb = frequency_problem(shaping);
+    const SineData data = frequency_data(-1.3, 32, 4);
+    std::vector<double> phi = init_mlp_params(pb.loss, SineInit::Torch, 6);
+    for (const double th : {0.1, 0.9, -2.0}) {
+      const MetaGradient a = sine_meta_gradient(SineImpl::Autograd, pb, {th}, phi, data);
+      const MetaGradient e = sine_meta_gradient(SineImpl::Eigen, pb, {th}, phi, data);
+      EXPECT_NEAR(e.task_loss, a.task_loss, 1e-12);
+      EXPECT_NEAR(e.inner_loss, a.inner_loss, 1e-12);
+      EXPECT_NEAR(e.theta_after[0], a.theta_after[0], 1e-12);
+      double scale = 0, diff = 0;
+      for (size_t j = 0; j < a.grad.size(); ++j)
+        scale = std::max(scale, std::abs(a.grad[j])), diff = std::max(diff, std::abs(e.grad[j] - a.grad[j]));
+      EXPECT_GT(scale, 1e-6);
+      EXPECT_LT(diff, 1e-12 * std::max(1.0, scale)) << "shaping " << shaping << " theta " << th;
+    }
+    for (const bool learned : {true, false}) {
+      std::vector<double> ta{0.1}, te{0.1};
+      const std::vector<double> p = learned ? phi : std::vector<double>{};
+      const auto ma = sine_train_regressor(SineImpl::Autograd, pb, ta, p, data, 0.5, 5);
+      const auto me = sine_train_regressor(SineImpl::Eigen, pb, te, p, data, 0.5, 5);
+      ASSERT_EQ(ma.size(), me.size());
+      for (size_t k = 0; k < ma.size(); ++k) EXPECT_NEAR(me[k], ma[k], 1e-12);
+      EXPECT_NEAR(te[0], ta[0], 1e-12);
+    }
+  }
+}
+
 Config shaped_config(const std::vector<std::string>& extra) {
   std::vector<std::string> o{"sine.iterations=40", "sine.tasks_per_iteration=2", "sine.task_steps=10", "seed=1",
                              "sine.outer_lr_decay=0"};
@@ -85,22 +118,24 @@ double theta_after_10(const Config& cfg, const fs::path& dir, const std::string&
   return j.at("theta_after_steps").at("10").get<double>();
 }
 
-// A short meta-training (200 iterations x 2 tasks, the shipped outer-lr
-// decay) with shaping moves theta from 0.1 to within 0.15 of theta* = 0.7 in
-// 10 SGD steps, for each of three meta-training seeds, and much closer than
-// the untrained loss of the same seed. (Short runs are chaotic in the last
-// bits: the former single-seed, 40-iteration, constant-rate version of this
-// test passed or failed with the CPU's BLAS kernel; these settings hold for
-// seeds 0-4 with margin. The unshaped loss is no part of the assertion: at
-// this budget it too gets near theta* for some seeds.)
+// A half-length meta-training (500 iterations x 4 tasks, the shipped eigen
+// engine in double and outer-lr decay) with shaping moves theta from 0.1 to
+// within 0.1 of theta* = 0.7 in 10 SGD steps, for each of three meta-training
+// seeds, and much closer than the untrained loss of the same seed. (Short runs
+// are chaotic in the last bits: the former single-seed, 40-iteration,
+// constant-rate, float32 version of this test passed or failed with the CPU's
+// BLAS kernel; these settings end within 0.035 of theta* for seeds 0-4. The
+// unshaped loss is no part of the assertion: at short budgets it too gets near
+// theta* for some seeds.)
 TEST(ShapedSine, ShapingMovesThetaToTheTargetForEverySeed) {
   const fs::path dir = temp_dir("shaped_sine");
   double shaped_error = 0, untrained_error = 0;
   for (const int seed : {0, 1, 2}) {
-    const Config cfg = shaped_config({"sine.iterations=200", "sine.outer_lr_decay=0.9", "seed=" + std::to_string(seed)});
+    const Config cfg = shaped_config({"sine.iterations=500", "sine.tasks_per_iteration=4", "sine.outer_lr_decay=0.9",
+                                      "seed=" + std::to_string(seed)});
     const double shaped = theta_after_10(cfg, dir, "shaped.ml3");
     const double untrained = theta_after_10(cfg, dir, "untrained.ml3", false);
-    EXPECT_LT(std::abs(shaped - 0.7), 0.15) << "seed " << seed << ": shaped " << shaped;
+    EXPECT_LT(std::abs(shaped - 0.7), 0.1) << "seed " << seed << ": shaped " << shaped;
     std::printf("seed %d: theta after 10 steps: shaped %.4f, untrained %.4f\n", seed, shaped, untrained);
     shaped_error += std::abs(shaped - 0.7) / 3, untrained_error += std::abs(untrained - 0.7) / 3;
   }
@@ -127,7 +162,8 @@ TEST(ShapedSine, LossFileAndConfigErrors) {
             std::string::npos);
   EXPECT_NE(error_of([] { load_sine_config("", {"sine.shaping=true"}); }).find("needs sine.model=frequency"),
             std::string::npos);
-  EXPECT_NE(error_of([] { load_sine_config("", {"sine.model=frequency"}); }).find("implementation=autograd"),
+  EXPECT_NE(error_of([] { load_sine_config("", {"sine.model=frequency", "sine.inner_steps=2"}); })
+                .find("sine.inner_steps=1 only"),
             std::string::npos);
   EXPECT_NE(error_of([] { load_sine_config("", {"sine.model=freq"}); }).find("sine.model"), std::string::npos);
   fs::remove_all(dir);

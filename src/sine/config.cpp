@@ -62,9 +62,6 @@ Schema sine_schema() { return algorithm_schema(find_algorithm("sine"), ""); }
 
 void check_sine_config(const Config& cfg) {
   const bool freq = cfg.get_string("sine.model") == "frequency";
-  if (freq && cfg.get_string("sine.implementation") == "eigen")
-    throw Error("config: sine.model=frequency needs sine.implementation=autograd (the eigen engine is the MLP "
-                "regressor's)");
   if (!freq && cfg.get_bool("sine.shaping"))
     throw Error("config: sine.shaping=true needs sine.model=frequency (the true parameter theta* is the shaping "
                 "information)");

@@ -65,12 +65,13 @@ std::string frequency_meta_test(const std::string& loss_file, const SineLoss& lo
   const double theta_star = cfg.get_double("sine.test_frequency");
   const double theta0 = cfg.get_double("sine.frequency_init");
   const SineData data = frequency_data(theta_star, 100, 0, /*grid=*/true);
+  const SineImpl impl = parse_sine_impl(cfg.get_string("sine.implementation"));
   Progress progress("meta-test", 2 * steps, quiet);
   auto trajectory = [&](const std::vector<double>& phi, int offset) {
     std::vector<double> theta{theta0};
     nlohmann::json thetas = nlohmann::json::object(), mses = nlohmann::json::object();
     for (int k = 1; k <= steps; ++k) {
-      const std::vector<double> tr = sine_train_regressor(SineImpl::Autograd, pb, theta, phi, data, pb.inner_lr, 1);
+      const std::vector<double> tr = sine_train_regressor(impl, pb, theta, phi, data, pb.inner_lr, 1);
       thetas[std::to_string(k)] = theta[0];
       mses[std::to_string(k)] = tr.back();
       progress.update(offset + k, fmt::format("theta {:.4f}", theta[0]));

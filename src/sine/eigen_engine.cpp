@@ -1,5 +1,6 @@
-// The hand-derived Eigen meta-gradient (one inner step, forward-over-reverse;
-// the derivation is in sine.h) and the plain SGD trainer on the same buffers.
+// The hand-derived Eigen meta-gradients (one inner step, forward-over-reverse;
+// the derivation is in sine.h) of the MLP regressor and of the frequency model
+// (shaped sine), and the plain SGD trainers on the same buffers.
 #include <Eigen/Dense>
 #include <algorithm>
 #include <cmath>
@@ -280,10 +281,209 @@ class EigenSine : public Engine<T> {
   std::vector<T> g_, theta1_, v_;
 };
 
+// ---- the frequency model y = sin(theta x) with an ELU learned loss ------------
+
+template <typename T>
+T elu(T z) {
+  return z > T(0) ? z : std::expm1(z);
+}
+template <typename T>
+T elu_d1(T z) {  // elu'(z)
+  return z > T(0) ? T(1) : std::exp(z);
+}
+
+// The learned loss M(x, y, t) (3-...-1, ELU hidden layers, biases) over a
+// batch, primal and tangent stacked in one matrix [2n x m]: rows 0..n-1 carry
+// the activations at inputs [x_i, y_i, t_i], rows n..2n-1 their tangents along
+// the input direction [0, 1, 0], so the output rows are o_i = M and
+// odot_i = dM/dy_i. Unlike ReLU's, ELU's derivative depends on the
+// pre-activation, so the backward pass carries the tangent's dependence on
+// the primal rows (elu'' terms) as well.
+template <typename T>
+class EluLossPass {
+ public:
+  void resize(const Layout& L, int n) {
+    n_ = n;
+    g_.assign(L.layers() + 1, Mat<T>());
+    z_.assign(L.layers() + 1, Mat<T>());
+    b_.assign(L.layers() + 1, Mat<T>());
+    for (size_t k = 0; k <= L.layers(); ++k) {
+      g_[k].resize(2 * n, L.sizes[k]);
+      z_[k].resize(2 * n, L.sizes[k]);
+      b_[k].resize(2 * n, L.sizes[k]);
+    }
+    g_[0].bottomRows(n).setZero();
+    g_[0].bottomRows(n).col(1).setOnes();
+  }
+  // Inputs [x, y, t] (columns of the top rows).
+  Mat<T>& input() { return g_[0]; }
+  void forward(const Layout& L, const T* phi) {
+    const size_t n_layers = L.layers();
+    for (size_t k = 0; k < n_layers; ++k) {
+      Mat<T>& z = z_[k + 1];
+      z.noalias() = g_[k] * weight(L, phi, k);
+      z.topRows(n_).rowwise() += bias(L, phi, k);
+      Mat<T>& a = g_[k + 1];
+      if (k + 1 < n_layers) {
+        for (Eigen::Index i = 0; i < n_; ++i)
+          for (Eigen::Index j = 0; j < z.cols(); ++j) {
+            const T zi = z(i, j);
+            a(i, j) = elu(zi);
+            a(n_ + i, j) = elu_d1(zi) * z(n_ + i, j);
+          }
+      } else {
+        a = z;
+      }
+    }
+  }
+  auto o() const { return g_.back().topRows(n_); }
+  auto odot() const { return g_.back().bottomRows(n_); }
+
+  // gphi = d(sum_i bar_i * out_i)/dphi for `bar` [2n x 1] over the stacked
+  // outputs [o; odot].
+  void backward(const Layout& L, const T* phi, const Mat<T>& bar, T* gphi) {
+    const size_t n_layers = L.layers();
+    b_[n_layers] = bar;  // the output layer is linear: the pre-activation's adjoint
+    for (size_t k = n_layers; k-- > 0;) {
+      const Mat<T>& zb = b_[k + 1];
+      weight(L, gphi, k).noalias() = g_[k].transpose() * zb;
+      bias(L, gphi, k) = zb.topRows(n_).colwise().sum();  // the tangent rows carry no bias
+      if (k > 0) {
+        Mat<T>& hb = b_[k];
+        hb.noalias() = zb * weight(L, phi, k).transpose();  // adjoints of layer k's outputs [h; hdot]
+        const Mat<T>& z = z_[k];
+        for (Eigen::Index i = 0; i < n_; ++i)
+          for (Eigen::Index j = 0; j < z.cols(); ++j) {
+            const T zi = z(i, j), d1 = elu_d1(zi), d2 = zi > T(0) ? T(0) : d1;  // elu'' = exp(z) for z <= 0
+            const T hbar = hb(i, j), hdbar = hb(n_ + i, j);
+            hb(i, j) = hbar * d1 + hdbar * z(n_ + i, j) * d2;  // z-bar
+            hb(n_ + i, j) = hdbar * d1;                        // zdot-bar
+          }
+      }
+    }
+  }
+
+ private:
+  int n_ = 0;
+  std::vector<Mat<T>> g_, z_, b_;
+};
+
+// The frequency model's engine: one inner step, hand-derived. With
+// y_i = sin(theta x_i), c_i = dy_i/dtheta = x_i cos(theta x_i) and
+// L_in = mean_i M(x_i, y_i, t_i):
+//   g = dL_in/dtheta = mean_i odot_i c_i,  theta' = theta - alpha g,
+//   dL_T/dphi = dL_T/dtheta' * (-alpha) * mean_i c_i dodot_i/dphi
+// (c_i does not depend on phi), i.e. one backward pass through the stacked
+// primal/tangent network with adjoint -alpha v c_i / n on odot_i and 0 on o_i,
+// v = dL_T/dtheta' = sign(theta' - theta*) with shaping, else the MSE's
+// derivative at theta'.
+template <typename T>
+class EigenFrequency : public Engine<T> {
+ public:
+  EigenFrequency(const SineProblem& pb, const SineData& data)
+      : ll_(pb.loss),
+        n_(static_cast<int>(data.x.size())),
+        alpha_(static_cast<T>(pb.inner_lr)),
+        shaping_(pb.shaping),
+        theta_star_(data.theta_star) {
+    if (data.y.size() != data.x.size() || n_ < 1) throw Error("sine: data x and y must have the same, non-zero size");
+    if (shaping_ && !std::isfinite(theta_star_))
+      throw Error("sine: shaping needs the task's true parameter theta* (a frequency task)");
+    loss_.resize(ll_, n_);
+    x_.resize(n_), t_.resize(n_), c_.resize(n_);
+    for (int i = 0; i < n_; ++i) x_[i] = static_cast<T>(data.x[i]), t_[i] = static_cast<T>(data.y[i]);
+    bar_ = Mat<T>::Zero(2 * n_, 1);
+  }
+
+  // L_in(theta); leaves c_ = dy/dtheta and the loss pass filled; *g = dL_in/dtheta.
+  double inner(T theta, const T* phi, T* g) {
+    Mat<T>& in = loss_.input();
+    for (int i = 0; i < n_; ++i) {
+      const T a = theta * x_[i];
+      in(i, 0) = x_[i], in(i, 1) = std::sin(a), in(i, 2) = t_[i];
+      c_[i] = x_[i] * std::cos(a);
+    }
+    loss_.forward(ll_, phi);
+    const auto o = loss_.o();
+    const auto od = loss_.odot();
+    double lin = 0;
+    T gsum = 0;
+    for (int i = 0; i < n_; ++i) lin += static_cast<double>(o(i, 0)), gsum += od(i, 0) * c_[i];
+    *g = gsum / static_cast<T>(n_);
+    return lin / n_;
+  }
+
+  // MSE at theta; with `g`, also dMSE/dtheta.
+  double mse(T theta, T* g) const {
+    double loss = 0;
+    T d = 0;
+    for (int i = 0; i < n_; ++i) {
+      const T a = theta * x_[i], r = std::sin(a) - t_[i];
+      loss += static_cast<double>(r) * r;
+      d += r * x_[i] * std::cos(a);
+    }
+    if (g) *g = T(2) * d / static_cast<T>(n_);
+    return loss / n_;
+  }
+
+  void meta_grad(const T* theta, const T* phi, T* gphi, double* task_loss, double* inner_loss,
+                 T* theta_after) override {
+    T g = 0;
+    *inner_loss = inner(theta[0], phi, &g);
+    const T theta1 = theta[0] - alpha_ * g;
+    T v = 0;
+    if (shaping_) {
+      const T d = theta1 - static_cast<T>(theta_star_);
+      *task_loss = std::abs(static_cast<double>(d));
+      v = d > T(0) ? T(1) : (d < T(0) ? T(-1) : T(0));
+    } else {
+      *task_loss = mse(theta1, &v);
+    }
+    const T scale = -alpha_ * v / static_cast<T>(n_);
+    for (int i = 0; i < n_; ++i) bar_(n_ + i, 0) = scale * c_[i];
+    loss_.backward(ll_, phi, bar_, gphi);
+    if (theta_after) theta_after[0] = theta1;
+  }
+
+  void values(const T* theta, const T* phi, double* learned, double* mse_out) override {
+    T g;
+    if (phi) *learned = inner(theta[0], phi, &g);
+    *mse_out = mse(theta[0], nullptr);
+  }
+
+  std::vector<double> train(T* theta, const T* phi, double lr, int steps) override {
+    std::vector<double> trace;
+    const T step = static_cast<T>(lr);
+    for (int s = 0; s < steps; ++s) {
+      T g = 0;
+      if (phi) {
+        trace.push_back(mse(theta[0], nullptr));
+        inner(theta[0], phi, &g);
+      } else {
+        trace.push_back(mse(theta[0], &g));
+      }
+      theta[0] -= step * g;
+    }
+    trace.push_back(mse(theta[0], nullptr));
+    return trace;
+  }
+
+ private:
+  Layout ll_;
+  int n_;
+  T alpha_;
+  bool shaping_;
+  double theta_star_;
+  EluLossPass<T> loss_;
+  std::vector<T> x_, t_, c_;
+  Mat<T> bar_;
+};
+
 }  // namespace
 
 template <typename T>
 std::unique_ptr<Engine<T>> make_eigen_engine(const SineProblem& pb, const SineData& data) {
+  if (pb.model == SineModel::Frequency) return std::make_unique<EigenFrequency<T>>(pb, data);
   return std::make_unique<EigenSine<T>>(pb, data);
 }
 template std::unique_ptr<Engine<float>> make_eigen_engine<float>(const SineProblem&, const SineData&);

@@ -99,7 +99,8 @@ class LearnerCoreT : public LearnerCore {
  public:
   LearnerCoreT(SineImpl impl, const SineProblem& pb, const SineData& data, SineInit train_init,
                const std::vector<double>& phi0, double outer_lr, const FrequencySchedule& fs)
-      : pb_(pb),
+      : impl_(impl),
+        pb_(pb),
         train_init_(train_init),
         lr_(outer_lr),
         phi_(cast_vec<T>(phi0)),
@@ -136,7 +137,7 @@ class LearnerCoreT : public LearnerCore {
       Rng rng(task_seed);
       const double theta_star = rng.uniform(fs_.fmin, fs_.fmax);
       const SineData data = frequency_data(theta_star, fs_.points, mix_seed(task_seed, 1));
-      const auto engine = make_engine<T>(SineImpl::Autograd, pb_, data);
+      const auto engine = make_engine<T>(impl_, pb_, data);
       theta_.assign(1, static_cast<T>(fs_.finit));
       for (int s = 0; s < fs_.task_steps; ++s) {
         double tl = 0, il = 0;
@@ -179,6 +180,7 @@ class LearnerCoreT : public LearnerCore {
   }
 
  private:
+  SineImpl impl_;
   SineProblem pb_;
   SineInit train_init_;
   double lr_;
