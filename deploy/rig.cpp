@@ -24,6 +24,18 @@ namespace fs = std::filesystem;
 
 using Clock = std::chrono::steady_clock;
 
+// The strip's file: --strip, or the video's name with .png.
+std::string strip_file_of(const std::string& video, const std::string& strip) {
+  return strip.empty() ? fs::path(video).replace_extension(".png").string() : strip;
+}
+
+// Output files are not replaced unless --force: an earlier run's video or
+// trajectories are results too.
+void refuse_existing(const std::vector<std::string>& files, bool force) {
+  for (const std::string& f : files)
+    if (!f.empty() && fs::exists(f) && !force) throw Error(f + ": file already exists; pass --force to overwrite it");
+}
+
 std::string list_text(const std::vector<std::string>& v) {
   std::string t;
   for (size_t i = 0; i < v.size(); ++i) t += (i ? "," : "") + v[i];
@@ -62,6 +74,7 @@ nlohmann::json run_rig(const RigOptions& o, runtime::Policy* policy, const std::
   if (o.episodes < 1) throw UsageError("--episodes must be >= 1");
   if (o.rate < 0 || o.obs_noise < 0 || o.action_delay < 0)
     throw UsageError("--rate, --obs-noise and --action-delay must be >= 0");
+  refuse_existing({o.trajectories, o.video, o.video.empty() ? "" : strip_file_of(o.video, o.strip)}, o.force);
   std::vector<std::string> overrides;
   if (policy) {
     const runtime::PolicyData& p = policy->info();
@@ -184,7 +197,7 @@ nlohmann::json run_rig(const RigOptions& o, runtime::Policy* policy, const std::
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
   nlohmann::json video_info = nullptr;
   if (video) {
-    const std::string strip_file = o.strip.empty() ? fs::path(o.video).replace_extension(".png").string() : o.strip;
+    const std::string strip_file = strip_file_of(o.video, o.strip);
     video_info = {{"file", o.video},
                   {"frames", video->frames()},
                   {"width", video->width()},
@@ -224,9 +237,8 @@ nlohmann::json render(const RenderArgs& a) {
   if (sources == 0 && a.env.empty())
     throw UsageError("render needs a policy (--run DIR, --checkpoint FILE or --policy FILE.ml3p) or --env NAME for "
                      "the scripted expert");
-  const std::string strip = a.strip.empty() ? fs::path(a.out).replace_extension(".png").string() : a.strip;
-  for (const std::string& f : {a.out, strip})
-    if (fs::exists(f) && !a.force) throw Error(f + ": file already exists; pass --force to overwrite it");
+  const std::string strip = strip_file_of(a.out, a.strip);
+  refuse_existing({a.out, strip}, a.force);
   if (!rendering_built()) throw Error("render: this build cannot render (EGL was not found when it was configured)");
   std::unique_ptr<runtime::Policy> policy;
   std::string label = "expert";
@@ -248,6 +260,7 @@ nlohmann::json render(const RenderArgs& a) {
   o.video = a.out;
   o.video_episodes = a.episodes;
   o.strip = strip;
+  o.force = a.force;
   o.video_width = a.width;
   o.video_height = a.height;
   nlohmann::json j = run_rig(o, policy.get(), label, a.overrides);

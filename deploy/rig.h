@@ -33,6 +33,7 @@ struct RigOptions {
   int video_episodes = 1;
   std::string strip;              // PNG of each video episode's first and last frame ("" = the video's name, .png)
   int video_width = 320, video_height = 240;
+  bool force = false;             // replace existing --trajectories, --video and --strip files
 };
 
 // Runs the episodes; returns success_rate, final_distance_mean, return_mean,

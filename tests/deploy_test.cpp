@@ -490,6 +490,14 @@ TEST(DeployCli, RunsEpisodesAndReportsSuccessLatencyAndFaults) {
   const std::string csv = test::read_text(dir / "t.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 5 * 50);
   EXPECT_EQ(csv.rfind("episode,t,obs_pos_x,", 0), 0u) << csv.substr(0, 80);
+  // An existing output file is kept unless --force.
+  const std::string again = "--policy " + policy + " --env pointmass --episodes 2 --trajectories " + (dir / "t.csv").string();
+  const auto kept = test::run_deploy(again);
+  EXPECT_EQ(kept.code, 1) << kept.out;
+  EXPECT_NE(kept.out.find("t.csv: file already exists; pass --force"), std::string::npos) << kept.out;
+  EXPECT_EQ(test::read_text(dir / "t.csv"), csv);
+  EXPECT_EQ(test::run_deploy(again + " --force").code, 0);
+  EXPECT_NE(test::read_text(dir / "t.csv"), csv);
   // Noise and delay change what happens.
   EXPECT_NE(deploy_json("--policy " + policy + " --env pointmass --episodes 5 --obs-noise 0.5")["final_distance_mean"],
             j["final_distance_mean"]);
@@ -571,7 +579,8 @@ TEST(DeployCli, ReadmeDocumentsTheDeployCommands) {
   const std::string help = test::run_deploy("--help").out;
   // The optional flags (the required --policy and --env are checked above).
   for (const char* flag : {"--model", "--episodes", "--split", "--seed", "--rate", "--obs-noise", "--action-delay",
-                           "--trajectories", "--video", "--strip", "--video-width", "--video-height", "--json"}) {
+                           "--trajectories", "--video", "--strip", "--video-width", "--video-height", "--force",
+                           "--json"}) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
     EXPECT_NE(readme.find(std::string("[") + flag), std::string::npos) << "README's ml3-deploy row lacks " << flag;
   }
@@ -686,6 +695,17 @@ TEST(DeployCli, VideoIsAnAnimatedGifOfTheFirstEpisodes) {
   EXPECT_EQ(w, 320);
   EXPECT_EQ(h, 240);
   EXPECT_NE(frames[0], frames[50]) << "the robot should move";
+  // Neither the GIF nor its strip (v.png) is replaced without --force.
+  const std::string gif_bytes = test::read_text(gif);
+  const auto kept = test::run_deploy("--policy " + policy + " --env pointmass --episodes 1 --video " + gif);
+  EXPECT_EQ(kept.code, 1) << kept.out;
+  EXPECT_NE(kept.out.find("v.gif: file already exists"), std::string::npos) << kept.out;
+  EXPECT_EQ(test::read_text(gif), gif_bytes);
+  std::filesystem::remove(gif);
+  const auto strip_kept = test::run_deploy("--policy " + policy + " --env pointmass --episodes 1 --video " + gif);
+  EXPECT_EQ(strip_kept.code, 1) << strip_kept.out;
+  EXPECT_NE(strip_kept.out.find("v.png: file already exists"), std::string::npos) << strip_kept.out;
+  EXPECT_EQ(test::run_deploy("--policy " + policy + " --env pointmass --episodes 1 --video " + gif + " --force").code, 0);
 }
 
 // The chunks of a PNG (each CRC checked) and its pixels, inflated with zlib.

@@ -100,6 +100,7 @@ void register_rig_options(CLI::App& app, RigOptions& o, bool& json) {
       ->check(CLI::Range(16, 640));
   app.add_option("--video-height", o.video_height, "--video frame height in pixels (default 240, at most 480)")
       ->check(CLI::Range(16, 480));
+  app.add_flag("--force", o.force, "Replace existing --trajectories, --video and --strip files");
   app.add_flag("--json", json, "Print one JSON object");
 }
 
