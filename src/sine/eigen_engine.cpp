@@ -7,6 +7,7 @@
 #include <limits>
 #include <memory>
 
+#include "core/elu_tangent.h"
 #include "core/error.h"
 #include "src/sine/engine.h"
 #include "src/sine/internal.h"
@@ -283,91 +284,6 @@ class EigenSine : public Engine<T> {
 
 // ---- the frequency model y = sin(theta x) with an ELU learned loss ------------
 
-template <typename T>
-T elu(T z) {
-  return z > T(0) ? z : std::expm1(z);
-}
-template <typename T>
-T elu_d1(T z) {  // elu'(z)
-  return z > T(0) ? T(1) : std::exp(z);
-}
-
-// The learned loss M(x, y, t) (3-...-1, ELU hidden layers, biases) over a
-// batch, primal and tangent stacked in one matrix [2n x m]: rows 0..n-1 carry
-// the activations at inputs [x_i, y_i, t_i], rows n..2n-1 their tangents along
-// the input direction [0, 1, 0], so the output rows are o_i = M and
-// odot_i = dM/dy_i. Unlike ReLU's, ELU's derivative depends on the
-// pre-activation, so the backward pass carries the tangent's dependence on
-// the primal rows (elu'' terms) as well.
-template <typename T>
-class EluLossPass {
- public:
-  void resize(const Layout& L, int n) {
-    n_ = n;
-    g_.assign(L.layers() + 1, Mat<T>());
-    z_.assign(L.layers() + 1, Mat<T>());
-    b_.assign(L.layers() + 1, Mat<T>());
-    for (size_t k = 0; k <= L.layers(); ++k) {
-      g_[k].resize(2 * n, L.sizes[k]);
-      z_[k].resize(2 * n, L.sizes[k]);
-      b_[k].resize(2 * n, L.sizes[k]);
-    }
-    g_[0].bottomRows(n).setZero();
-    g_[0].bottomRows(n).col(1).setOnes();
-  }
-  // Inputs [x, y, t] (columns of the top rows).
-  Mat<T>& input() { return g_[0]; }
-  void forward(const Layout& L, const T* phi) {
-    const size_t n_layers = L.layers();
-    for (size_t k = 0; k < n_layers; ++k) {
-      Mat<T>& z = z_[k + 1];
-      z.noalias() = g_[k] * weight(L, phi, k);
-      z.topRows(n_).rowwise() += bias(L, phi, k);
-      Mat<T>& a = g_[k + 1];
-      if (k + 1 < n_layers) {
-        for (Eigen::Index i = 0; i < n_; ++i)
-          for (Eigen::Index j = 0; j < z.cols(); ++j) {
-            const T zi = z(i, j);
-            a(i, j) = elu(zi);
-            a(n_ + i, j) = elu_d1(zi) * z(n_ + i, j);
-          }
-      } else {
-        a = z;
-      }
-    }
-  }
-  auto o() const { return g_.back().topRows(n_); }
-  auto odot() const { return g_.back().bottomRows(n_); }
-
-  // gphi = d(sum_i bar_i * out_i)/dphi for `bar` [2n x 1] over the stacked
-  // outputs [o; odot].
-  void backward(const Layout& L, const T* phi, const Mat<T>& bar, T* gphi) {
-    const size_t n_layers = L.layers();
-    b_[n_layers] = bar;  // the output layer is linear: the pre-activation's adjoint
-    for (size_t k = n_layers; k-- > 0;) {
-      const Mat<T>& zb = b_[k + 1];
-      weight(L, gphi, k).noalias() = g_[k].transpose() * zb;
-      bias(L, gphi, k) = zb.topRows(n_).colwise().sum();  // the tangent rows carry no bias
-      if (k > 0) {
-        Mat<T>& hb = b_[k];
-        hb.noalias() = zb * weight(L, phi, k).transpose();  // adjoints of layer k's outputs [h; hdot]
-        const Mat<T>& z = z_[k];
-        for (Eigen::Index i = 0; i < n_; ++i)
-          for (Eigen::Index j = 0; j < z.cols(); ++j) {
-            const T zi = z(i, j), d1 = elu_d1(zi), d2 = zi > T(0) ? T(0) : d1;  // elu'' = exp(z) for z <= 0
-            const T hbar = hb(i, j), hdbar = hb(n_ + i, j);
-            hb(i, j) = hbar * d1 + hdbar * z(n_ + i, j) * d2;  // z-bar
-            hb(n_ + i, j) = hdbar * d1;                        // zdot-bar
-          }
-      }
-    }
-  }
-
- private:
-  int n_ = 0;
-  std::vector<Mat<T>> g_, z_, b_;
-};
-
 // The frequency model's engine: one inner step, hand-derived. With
 // y_i = sin(theta x_i), c_i = dy_i/dtheta = x_i cos(theta x_i) and
 // L_in = mean_i M(x_i, y_i, t_i):
@@ -376,7 +292,8 @@ class EluLossPass {
 // (c_i does not depend on phi), i.e. one backward pass through the stacked
 // primal/tangent network with adjoint -alpha v c_i / n on odot_i and 0 on o_i,
 // v = dL_T/dtheta' = sign(theta' - theta*) with shaping, else the MSE's
-// derivative at theta'.
+// derivative at theta'. The loss pass is core/elu_tangent.h's with one
+// tangent block, the input direction [0, 1, 0] (along y).
 template <typename T>
 class EigenFrequency : public Engine<T> {
  public:
@@ -389,7 +306,8 @@ class EigenFrequency : public Engine<T> {
     if (data.y.size() != data.x.size() || n_ < 1) throw Error("sine: data x and y must have the same, non-zero size");
     if (shaping_ && !std::isfinite(theta_star_))
       throw Error("sine: shaping needs the task's true parameter theta* (a frequency task)");
-    loss_.resize(ll_, n_);
+    loss_.resize(ll_.sizes, n_, 1);
+    loss_.tangent_input(0).col(1).setOnes();
     x_.resize(n_), t_.resize(n_), c_.resize(n_);
     for (int i = 0; i < n_; ++i) x_[i] = static_cast<T>(data.x[i]), t_[i] = static_cast<T>(data.y[i]);
     bar_ = Mat<T>::Zero(2 * n_, 1);
@@ -397,15 +315,15 @@ class EigenFrequency : public Engine<T> {
 
   // L_in(theta); leaves c_ = dy/dtheta and the loss pass filled; *g = dL_in/dtheta.
   double inner(T theta, const T* phi, T* g) {
-    Mat<T>& in = loss_.input();
+    auto in = loss_.primal_input();
     for (int i = 0; i < n_; ++i) {
       const T a = theta * x_[i];
       in(i, 0) = x_[i], in(i, 1) = std::sin(a), in(i, 2) = t_[i];
       c_[i] = x_[i] * std::cos(a);
     }
-    loss_.forward(ll_, phi);
-    const auto o = loss_.o();
-    const auto od = loss_.odot();
+    loss_.forward(phi);
+    const auto o = loss_.output();
+    const auto od = loss_.tangent_output(0);
     double lin = 0;
     T gsum = 0;
     for (int i = 0; i < n_; ++i) lin += static_cast<double>(o(i, 0)), gsum += od(i, 0) * c_[i];
@@ -441,7 +359,7 @@ class EigenFrequency : public Engine<T> {
     }
     const T scale = -alpha_ * v / static_cast<T>(n_);
     for (int i = 0; i < n_; ++i) bar_(n_ + i, 0) = scale * c_[i];
-    loss_.backward(ll_, phi, bar_, gphi);
+    loss_.backward(phi, bar_, gphi);
     if (theta_after) theta_after[0] = theta1;
   }
 
@@ -474,7 +392,7 @@ class EigenFrequency : public Engine<T> {
   T alpha_;
   bool shaping_;
   double theta_star_;
-  EluLossPass<T> loss_;
+  EluTangentPass<T> loss_;
   std::vector<T> x_, t_, c_;
   Mat<T> bar_;
 };
