@@ -4,20 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-// The Fortran BLAS interface (every BLAS has it; LibTorch links libblas.so.3).
-extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
-                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
-                       const float* beta, float* c, const int* ldc);
+#include "src/blas.h"
 
 namespace ml3 {
-namespace {
-// Row-major C[m x n] = op(A) op(B), op(X) = X or X^T of the stored row-major
-// matrices with row lengths lda, ldb; as column-major C^T = op(B)^T op(A)^T.
-void gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c) {
-  const float one = 1.f, zero = 0.f;
-  sgemm_(tb ? "T" : "N", ta ? "T" : "N", &n, &m, &k, &one, b, &ldb, a, &lda, &zero, c, &n);
-}
-}  // namespace
 
 SmallMlp::SmallMlp(std::vector<int> sizes, MlpAct act) : sizes_(std::move(sizes)), act_(act), h_(sizes_.size()) {
   for (size_t l = 0; l + 1 < sizes_.size(); ++l) n_params_ += static_cast<size_t>(sizes_[l] + 1) * sizes_[l + 1];

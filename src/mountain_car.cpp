@@ -10,11 +10,13 @@
 #include <filesystem>
 #include <fmt/format.h>
 
+#include "core/adam.h"
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "models/nets.h"
 #include "src/algorithm.h"
+#include "src/mountain_car_engine.h"
 #include "src/run.h"
 
 namespace fs = std::filesystem;
@@ -24,12 +26,7 @@ namespace {
 
 using torch::Tensor;
 
-constexpr double kMass = 0.2, kGravity = -9.8, kFriction = 0.3, kDt = 0.1;
-constexpr double kMaxAction = 0.25, kMinPos = -1.2, kMaxPos = 0.5, kMaxSpeed = 1.5;
-constexpr double kStart[2] = {-0.55, 0.0};
-constexpr double kGoal[2] = {0.5, 1.0375};
-constexpr double kIntermediate[2] = {-0.947, -0.0055};
-constexpr int kShapedSteps = 15;  // states s_0 .. s_14 are pulled to the intermediate goal
+using namespace mc;  // the physics and goals (src/mountain_car_engine.h)
 constexpr uint64_t kTagLoss = 1, kTagPool = 2, kTagTest = 3;
 
 // Value clamped, gradient passed through (the reference clamps `.data` in place).
@@ -98,7 +95,7 @@ int max_consecutive(const std::vector<double>& finals, double tolerance) {
 struct Settings {
   int horizon = 35, pool = 1, reset_every = 1, test_steps = 2, test_seeds = 1;
   double inner_lr = 1e-3, outer_lr = 1e-3, init_scale = 0.5, tolerance = 0.01, clip = 0;
-  bool shaping = true;
+  bool shaping = true, eigen = true;
   std::vector<int> hidden{400, 400};
   uint64_t seed = 0, test_seed = 0;
   explicit Settings(const Config& c)
@@ -113,6 +110,7 @@ struct Settings {
         tolerance(c.get_double("mountain_car.goal_tolerance")),
         clip(c.get_double("mountain_car.grad_clip")),
         shaping(c.get_bool("mountain_car.shaping")),
+        eigen(c.get_string("mountain_car.implementation") == "eigen"),
         hidden(c.get_int_list("mountain_car.loss_hidden")),
         seed(static_cast<uint64_t>(c.get_int("seed"))),
         test_seed(static_cast<uint64_t>(c.get_int("mountain_car.test_seed"))) {}
@@ -157,14 +155,68 @@ std::vector<double> train_policy(const FunctionalMlp& net, const Params& phi, st
   return finals;
 }
 
+// One meta-step with LibTorch autograd (create_graph through the inner step):
+// the reference the hand-derived engine is tested against. gphi: dL_T/dphi
+// per tensor of phi.
+MountainCarStep autograd_meta_step(const FunctionalMlp& net, const Params& phi,
+                                   const std::vector<std::array<double, 2>>& pool, const Settings& s,
+                                   std::vector<Tensor>& gphi) {
+  Tensor w = weights_tensor(pool, phi[0].scalar_type()).requires_grad_(true);
+  const Rollout r0 = rollout(w, s.horizon);
+  const Tensor lin = learned_loss(net, phi, r0).sum();
+  const Tensor g = torch::autograd::grad({lin}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+  const Tensor w1 = w - s.inner_lr * g;
+  const Rollout r1 = rollout(w1, s.horizon);
+  const Tensor lt = task_loss(r1, s.shaping).mean();
+  // The loss's last bias shifts it by a constant: no gradient reaches it.
+  gphi = torch::autograd::grad({lt}, phi, {}, c10::nullopt, false, /*allow_unused=*/true);
+  for (size_t i = 0; i < gphi.size(); ++i)
+    if (!gphi[i].defined()) gphi[i] = torch::zeros_like(phi[i]);
+  MountainCarStep out;
+  out.task_loss = lt.item<double>();
+  out.inner_loss = lin.item<double>();
+  const Tensor w1d = w1.detach().to(torch::kFloat64);
+  const Tensor finals = r1.states.select(1, s.horizon).select(1, 0).detach().to(torch::kFloat64);
+  for (int i = 0; i < s.pool; ++i) {
+    out.w_after.push_back({w1d[i][0].item<double>(), w1d[i][1].item<double>()});
+    out.final_positions.push_back(finals[i].item<double>());
+  }
+  return out;
+}
+
+// phi's tensors <-> one flat vector in core/small_mlp.h's layout (W_0, b_0, ...).
+template <typename T>
+std::vector<T> flat_of(const Params& p) {
+  std::vector<T> out;
+  for (const Tensor& t : p) {
+    const Tensor c = t.detach().to(torch::CppTypeToScalarType<T>()).contiguous();
+    out.insert(out.end(), c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+  }
+  return out;
+}
+template <typename T>
+std::vector<Tensor> tensors_of(const std::vector<T>& flat, const Params& like) {
+  std::vector<Tensor> out;
+  size_t off = 0;
+  for (const Tensor& t : like) {
+    out.push_back(torch::from_blob(const_cast<T*>(flat.data()) + off, t.sizes(),
+                                   torch::TensorOptions().dtype(torch::CppTypeToScalarType<T>()))
+                      .to(t.scalar_type(), /*non_blocking=*/false, /*copy=*/true));
+    off += static_cast<size_t>(t.numel());
+  }
+  return out;
+}
+
 class MountainCarMetaTrainer : public Algorithm {
  public:
   MountainCarMetaTrainer(const Config& c, const std::string& run_dir)
       : cfg_(c), run_dir_(run_dir), s_(c), net_(s_.sizes(), Activation::Elu, true) {
     set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
-    phi_ = net_.init(mix_seed(s_.seed, kTagLoss));
-    for (auto& p : phi_) p.set_requires_grad(true);
-    for (const auto& p : phi_) m_.push_back(torch::zeros_like(p)), v_.push_back(torch::zeros_like(p));
+    like_ = net_.init(mix_seed(s_.seed, kTagLoss));
+    phi_ = flat_of<float>(like_);
+    m_.assign(phi_.size(), 0.f), v_.assign(phi_.size(), 0.f), g_.assign(phi_.size(), 0.f);
+    if (s_.eigen)
+      engine_ = std::make_unique<MountainCarEngine<float>>(s_.sizes(), s_.horizon, s_.inner_lr, s_.shaping, s_.pool);
     pool_.resize(s_.pool);
     ages_.resize(s_.pool);
     for (int i = 0; i < s_.pool; ++i) {
@@ -181,45 +233,46 @@ class MountainCarMetaTrainer : public Algorithm {
   }
   int eval_every() const override { return static_cast<int>(cfg_.get_int("mountain_car.eval_every")); }
   nlohmann::json evaluate() override {
-    const std::vector<double> finals = train_policy(net_, phi_, init_policy(test_init_seed(s_.test_seed, 0), s_.init_scale), s_);
+    const std::vector<double> finals = train_policy(net_, params(), init_policy(test_init_seed(s_.test_seed, 0), s_.init_scale), s_);
     last_eval_ = max_consecutive(finals, s_.tolerance);
     return {{"eval_max_consecutive_at_goal", last_eval_}, {"eval_final_position", finals.back()}};
   }
   nlohmann::json iterate(int it) override {
     const auto t0 = std::chrono::steady_clock::now();
-    Tensor w = weights_tensor(pool_).requires_grad_(true);
-    const Rollout r0 = rollout(w, s_.horizon);
-    const Tensor lin = learned_loss(net_, phi_, r0).sum();
-    const Tensor g = torch::autograd::grad({lin}, {w}, {}, /*retain_graph=*/true, /*create_graph=*/true)[0];
-    const Tensor w1 = w - s_.inner_lr * g;
-    const Rollout r1 = rollout(w1, s_.horizon);
-    const Tensor per_policy = task_loss(r1, s_.shaping);
-    const Tensor lt = per_policy.mean();
-    // The loss's last bias shifts it by a constant: no gradient reaches it.
-    std::vector<Tensor> gphi = torch::autograd::grad({lt}, phi_, {}, c10::nullopt, false, /*allow_unused=*/true);
-    for (size_t i = 0; i < gphi.size(); ++i)
-      if (!gphi[i].defined()) gphi[i] = torch::zeros_like(phi_[i]);
+    MountainCarStep st;
+    if (engine_) {
+      st = engine_->meta_grad(phi_.data(), pool_, g_.data());
+    } else {
+      Params phi = params();
+      for (auto& p : phi) p.set_requires_grad(true);
+      std::vector<Tensor> gphi;
+      st = autograd_meta_step(net_, phi, pool_, s_, gphi);
+      g_ = flat_of<float>(gphi);
+    }
     double sq = 0;
-    for (const auto& t : gphi) sq += t.pow(2).sum().item<double>();
+    for (float v : g_) sq += static_cast<double>(v) * v;
     const double gnorm = std::sqrt(sq);
-    const double task = lt.item<double>();
-    if (!std::isfinite(task) || !std::isfinite(gnorm) || !all_finite({w1.detach()}))
+    const double task = st.task_loss;
+    bool finite = std::isfinite(task) && std::isfinite(gnorm);
+    for (const auto& w : st.w_after) finite = finite && std::isfinite(w[0]) && std::isfinite(w[1]);
+    if (!finite)
       throw NonFiniteError(fmt::format("non-finite mountain car meta-step (task loss {}, gradient norm {})", task, gnorm));
     const double scale = (s_.clip > 0 && gnorm > s_.clip) ? s_.clip / gnorm : 1.0;
-    adam(gphi, scale);
+    if (scale != 1.0)
+      for (float& v : g_) v *= static_cast<float>(scale);
+    adam_step(phi_.data(), g_.data(), m_.data(), v_.data(), phi_.size(), AdamHyper{}, ++t_, s_.outer_lr);
     // The pool keeps training under the current loss; old policies restart.
-    const Tensor finals = r1.states.select(1, s_.horizon).select(1, 0).detach();
     double fsum = 0;
     int at = 0;
     for (int i = 0; i < s_.pool; ++i) {
-      const double f = finals[i].item<double>();
+      const double f = st.final_positions[i];
       fsum += f;
       at += at_goal(f, s_.tolerance) ? 1 : 0;
       if (++ages_[i] >= s_.reset_every) {
         pool_[i] = init_policy(mix_seed(mix_seed(s_.seed, kTagPool), resets_++), s_.init_scale);
         ages_[i] = 0;
       } else {
-        pool_[i] = {w1[i][0].item<double>(), w1[i][1].item<double>()};
+        pool_[i] = st.w_after[i];
       }
     }
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -227,7 +280,7 @@ class MountainCarMetaTrainer : public Algorithm {
     task_losses_.push_back(task);
     return {{"iteration", it},
             {"task_loss", task},
-            {"inner_loss", lin.item<double>() / s_.pool},
+            {"inner_loss", st.inner_loss / s_.pool},
             {"grad_norm", gnorm},
             {"pool_final_position", fsum / s_.pool},
             {"pool_at_goal", static_cast<double>(at) / s_.pool},
@@ -239,9 +292,9 @@ class MountainCarMetaTrainer : public Algorithm {
                        r["step_ms"].get<double>());
   }
   void save(Archive& a) const override {
-    put_params(a, "phi/", phi_);
-    put_params(a, "adam_m/", m_);
-    put_params(a, "adam_v/", v_);
+    put_params(a, "phi/", params());
+    put_params(a, "adam_m/", tensors_of(m_, like_));
+    put_params(a, "adam_v/", tensors_of(v_, like_));
     std::vector<double> pool, ages;
     for (int i = 0; i < s_.pool; ++i) pool.push_back(pool_[i][0]), pool.push_back(pool_[i][1]), ages.push_back(ages_[i]);
     a.put_f64("pool", pool);
@@ -249,10 +302,9 @@ class MountainCarMetaTrainer : public Algorithm {
     a.put_f64("counters", {static_cast<double>(t_), static_cast<double>(resets_), static_cast<double>(last_eval_)});
   }
   void load(const Archive& a) override {
-    phi_ = get_params(a, "phi/", phi_.size());
-    for (auto& p : phi_) p.set_requires_grad(true);
-    m_ = get_params(a, "adam_m/", m_.size());
-    v_ = get_params(a, "adam_v/", v_.size());
+    phi_ = flat_of<float>(get_params(a, "phi/", like_.size()));
+    m_ = flat_of<float>(get_params(a, "adam_m/", like_.size()));
+    v_ = flat_of<float>(get_params(a, "adam_v/", like_.size()));
     const std::vector<double> pool = a.get_f64("pool"), ages = a.get_f64("ages"), c = a.get_f64("counters");
     if (pool.size() != 2 * pool_.size() || ages.size() != ages_.size() || c.size() != 3)
       throw Error(a.path() + ": the checkpoint's policy pool does not match mountain_car.pool_size");
@@ -269,7 +321,7 @@ class MountainCarMetaTrainer : public Algorithm {
                 {"seed", cfg_.get_int("seed")},
                 {"iterations", it},
                 {"config", cfg_.to_yaml()}};
-    put_params(a, "phi/", phi_);
+    put_params(a, "phi/", params());
     a.save((fs::path(run_dir) / "loss.ml3").string());
   }
   nlohmann::json summary(double) override {
@@ -289,30 +341,22 @@ class MountainCarMetaTrainer : public Algorithm {
   }
 
  private:
-  void adam(const std::vector<Tensor>& grads, double scale) {
-    torch::NoGradGuard ng;
-    ++t_;
-    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-    const double bc1 = 1 - std::pow(b1, static_cast<double>(t_)), bc2 = 1 - std::pow(b2, static_cast<double>(t_));
-    for (size_t i = 0; i < phi_.size(); ++i) {
-      const Tensor g = grads[i] * scale;
-      m_[i].mul_(b1).add_(g, 1 - b1);
-      v_[i].mul_(b2).addcmul_(g, g, 1 - b2);
-      phi_[i].sub_(m_[i] / ((v_[i] / bc2).sqrt() + eps), s_.outer_lr / bc1);
-    }
-  }
+  // The learned loss's parameters as tensors (shapes of like_).
+  Params params() const { return tensors_of(phi_, like_); }
 
   Config cfg_;
   std::string run_dir_;
   Settings s_;
   FunctionalMlp net_;
-  Params phi_, m_, v_;
+  Params like_;                      // the initial parameters: shapes and dtype
+  std::vector<float> phi_, m_, v_, g_;  // parameters, Adam moments, meta-gradient (flat, core/small_mlp.h order)
   std::vector<std::array<double, 2>> pool_;
   std::vector<int> ages_;
   int64_t t_ = 0;
   uint64_t resets_ = 0;
   int last_eval_ = 0;
   std::vector<double> step_ms_, task_losses_;
+  std::unique_ptr<MountainCarEngine<float>> engine_;  // mountain_car.implementation: eigen
 };
 
 struct LoadedLoss {
@@ -387,12 +431,37 @@ void declare_mountain_car(Schema& s) {
   s.add_double("mountain_car.goal_tolerance", 0.01, "at the goal: final position >= 0.5 - tolerance", 0.0);
   s.add_int("mountain_car.eval_every", 50, "meta-test the first test initialisation every K meta-iterations (0: never)", 0);
   s.add_int("mountain_car.checkpoint_every", 100, "checkpoint (and loss.ml3) every K meta-iterations");
+  s.add_string("mountain_car.implementation", "eigen",
+               "meta-gradient: eigen (derived by hand, forward-mode tangents through the rollout; float32) or "
+               "autograd (LibTorch, the reference)",
+               {"eigen", "autograd"});
 }
 
 void check_mountain_car_config(const Config& c) {
   if (c.get_int("mountain_car.horizon") <= kShapedSteps && c.get_bool("mountain_car.shaping"))
     throw Error("config: mountain_car.shaping needs mountain_car.horizon > 15 (the first 15 states go to the "
                 "intermediate goal)");
+}
+
+MountainCarStep mountain_car_meta_step(const Config& cfg, bool autograd, const std::vector<double>& phi,
+                                       const std::vector<std::array<double, 2>>& pool, std::vector<double>& gphi) {
+  check_mountain_car_config(cfg);
+  Settings s(cfg);
+  s.pool = static_cast<int>(pool.size());
+  if (!autograd) {
+    MountainCarEngine<double> engine(s.sizes(), s.horizon, s.inner_lr, s.shaping, s.pool);
+    if (phi.size() != engine.num_params()) throw Error("mountain car: phi has the wrong size");
+    gphi.assign(phi.size(), 0.0);
+    return engine.meta_grad(phi.data(), pool, gphi.data());
+  }
+  const FunctionalMlp net(s.sizes(), Activation::Elu, true);
+  const Params like = net.init(0, 1.0, /*float64=*/true);
+  Params p = tensors_of(phi, like);
+  for (auto& t : p) t.set_requires_grad(true);
+  std::vector<Tensor> g;
+  const MountainCarStep out = autograd_meta_step(net, p, pool, s, g);
+  gphi = flat_of<double>(g);
+  return out;
 }
 
 std::vector<std::array<double, 2>> mountain_car_rollout(const std::array<double, 2>& w, int horizon) {

@@ -26,11 +26,18 @@
 #include <vector>
 
 #include "core/config.h"
+#include "src/mountain_car_engine.h"
 
 namespace ml3 {
 
 void declare_mountain_car(Schema& s);
 void check_mountain_car_config(const Config& c);
+
+// One meta-step over `pool` in double precision with the hand-derived engine
+// (autograd = false) or LibTorch autograd: phi flat in core/small_mlp.h's
+// layout for the config's loss sizes; gphi receives dL_T/dphi (for tests).
+MountainCarStep mountain_car_meta_step(const Config& cfg, bool autograd, const std::vector<double>& phi,
+                                       const std::vector<std::array<double, 2>>& pool, std::vector<double>& gphi);
 
 // The reference's rollout in double precision without autograd (for tests and
 // landscapes): states s_0 .. s_T of the linear policy w.

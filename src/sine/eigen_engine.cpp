@@ -7,7 +7,7 @@
 #include <limits>
 #include <memory>
 
-#include "core/elu_tangent.h"
+#include "src/elu_tangent.h"
 #include "core/error.h"
 #include "src/sine/engine.h"
 #include "src/sine/internal.h"
@@ -292,7 +292,7 @@ class EigenSine : public Engine<T> {
 // (c_i does not depend on phi), i.e. one backward pass through the stacked
 // primal/tangent network with adjoint -alpha v c_i / n on odot_i and 0 on o_i,
 // v = dL_T/dtheta' = sign(theta' - theta*) with shaping, else the MSE's
-// derivative at theta'. The loss pass is core/elu_tangent.h's with one
+// derivative at theta'. The loss pass is src/elu_tangent.h's with one
 // tangent block, the input direction [0, 1, 0] (along y).
 template <typename T>
 class EigenFrequency : public Engine<T> {

@@ -17,12 +17,19 @@
 //
 // Layout as core/small_mlp.h: W_l (sizes[l] x sizes[l+1], row-major), b_l,
 // for every layer; hidden layers ELU (alpha 1), the output linear.
-// Header-only (Eigen), any floating type; no allocation after resize().
+// Header-only (Eigen; float and double products of at least kBlasMacs
+// multiply-adds go to BLAS, whose kernels are chosen for this CPU at run
+// time: the portable build's Eigen products are SSE2-only), no allocation
+// after resize(). Which products go to BLAS depends on the sizes only, so a
+// given configuration always rounds the same way.
 #include <Eigen/Core>
 
 #include <cmath>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
+
+#include "src/blas.h"
 
 namespace ml3 {
 
@@ -30,6 +37,7 @@ template <typename T>
 class EluTangentPass {
  public:
   using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  static constexpr double kBlasMacs = 65536;
 
   // sizes: inputs, hidden..., outputs; n primal rows; k tangent blocks.
   void resize(const std::vector<int>& sizes, int n, int k) {
@@ -44,6 +52,7 @@ class EluTangentPass {
     }
     num_params_ = off;
     const Eigen::Index rows = static_cast<Eigen::Index>(n) * (1 + k);
+    d_.assign(sizes.size(), Mat());
     g_.assign(sizes.size(), Mat());
     z_.assign(sizes.size(), Mat());
     b_.assign(sizes.size(), Mat());
@@ -51,6 +60,7 @@ class EluTangentPass {
       g_[l].setZero(rows, sizes[l]);
       z_[l].resize(rows, sizes[l]);
       b_[l].resize(rows, sizes[l]);
+      d_[l].resize(n, sizes[l]);
     }
   }
   size_t num_params() const { return num_params_; }
@@ -65,9 +75,10 @@ class EluTangentPass {
     const size_t layers = sizes_.size() - 1;
     for (size_t l = 0; l < layers; ++l) {
       Mat& z = z_[l + 1];
-      z.noalias() = g_[l] * weight(flat, l);
+      product(false, false, g_[l], weight(flat, l), z);
       z.topRows(n_).rowwise() += bias(flat, l);  // tangents carry no bias
       Mat& a = g_[l + 1];
+      Mat& d = d_[l + 1];
       if (l + 1 == layers) {
         a = z;
         continue;
@@ -76,6 +87,7 @@ class EluTangentPass {
         for (Eigen::Index c = 0; c < z.cols(); ++c) {
           const T zi = z(i, c);
           const T d1 = zi > T(0) ? T(1) : std::exp(zi);
+          d(i, c) = d1;
           a(i, c) = zi > T(0) ? zi : std::expm1(zi);
           for (int j = 1; j <= k_; ++j) a(j * n_ + i, c) = d1 * z(j * n_ + i, c);
         }
@@ -93,16 +105,17 @@ class EluTangentPass {
     b_[layers] = bar;  // the output layer is linear: its pre-activation's adjoint
     for (size_t l = layers; l-- > 0;) {
       const Mat& zb = b_[l + 1];
-      weight(grad, l).noalias() = g_[l].transpose() * zb;
+      auto gw = weight(grad, l);
+      product(true, false, g_[l], zb, gw);
       bias(grad, l) = zb.topRows(n_).colwise().sum();
       if (l == 0) break;
       Mat& hb = b_[l];
-      hb.noalias() = zb * weight(flat, l).transpose();  // adjoints of layer l's outputs
+      product(false, true, zb, weight(flat, l), hb);  // adjoints of layer l's outputs
       const Mat& z = z_[l];
+      const Mat& d = d_[l];
       for (Eigen::Index i = 0; i < n_; ++i)
         for (Eigen::Index c = 0; c < z.cols(); ++c) {
-          const T zi = z(i, c);
-          const T d1 = zi > T(0) ? T(1) : std::exp(zi), d2 = zi > T(0) ? T(0) : d1;
+          const T d1 = d(i, c), d2 = z(i, c) > T(0) ? T(0) : d1;
           T zbar = hb(i, c) * d1;
           for (int j = 1; j <= k_; ++j) {
             const Eigen::Index r = j * n_ + i;
@@ -115,6 +128,22 @@ class EluTangentPass {
   }
 
  private:
+  // out = op(a) op(b) (op: transpose or not); out has the product's shape.
+  template <typename A, typename B, typename C>
+  static void product(bool ta, bool tb, const A& a, const B& b, C& out) {
+    const Eigen::Index m = ta ? a.cols() : a.rows(), k = ta ? a.rows() : a.cols(), n = tb ? b.rows() : b.cols();
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      if (static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) >= kBlasMacs) {
+        gemm(ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), a.data(),
+             static_cast<int>(a.cols()), b.data(), static_cast<int>(b.cols()), out.data());
+        return;
+      }
+    }
+    if (ta && !tb) out.noalias() = a.transpose() * b;
+    else if (!ta && tb) out.noalias() = a * b.transpose();
+    else out.noalias() = a * b;
+  }
+
   Eigen::Map<const Mat> weight(const T* p, size_t l) const {
     return Eigen::Map<const Mat>(p + w_off_[l], sizes_[l], sizes_[l + 1]);
   }
@@ -131,6 +160,7 @@ class EluTangentPass {
   size_t num_params_ = 0;
   std::vector<size_t> w_off_, b_off_;
   std::vector<Mat> g_, z_, b_;  // activations, pre-activations, adjoints (stacked)
+  std::vector<Mat> d_;          // elu'(z) of the primal rows (hidden layers)
 };
 
 }  // namespace ml3
