@@ -51,6 +51,17 @@ Params batched_member(const Params& params, int64_t b) {
   return out;
 }
 
+Params get_mlp_params(const Archive& a, const std::string& prefix, const FunctionalMlp& net) {
+  const auto& sizes = net.sizes();
+  Params p = get_params(a, prefix, net.num_tensors());
+  for (size_t i = 0; i < p.size(); ++i) {
+    const int64_t in = sizes[i / 2], out = sizes[i / 2 + 1];
+    const std::vector<int64_t> want = i % 2 ? std::vector<int64_t>{out} : std::vector<int64_t>{in, out};
+    if (p[i].sizes().vec() != want) throw Error(a.path() + ": a layer's shape does not match the file's sizes");
+  }
+  return p;
+}
+
 DynamicsEnsemble::DynamicsEnsemble(const DynamicsSpec& spec, uint64_t seed) : spec_(spec) {
   if (spec.in_dim < 1 || spec.out_dim < 1 || spec.members < 1) throw Error("internal: empty dynamics model");
   std::vector<int> sizes{spec.in_dim};

@@ -24,6 +24,10 @@ Tensor batched_mlp_forward(const FunctionalMlp& net, const Tensor& x, const Para
 Params batched_mlp_init(const FunctionalMlp& net, const std::vector<uint64_t>& seeds, double out_scale = 1.0);
 // Parameters of member b (views; for saving one policy of a pool).
 Params batched_member(const Params& params, int64_t b);
+// The parameters of `net` (with biases) stored in archive `a` under `prefix`
+// (put_params), each checked against the layer sizes: ml3::Error naming the
+// archive's file when a shape does not match.
+Params get_mlp_params(const Archive& a, const std::string& prefix, const FunctionalMlp& net);
 
 struct DynamicsSpec {
   int in_dim = 0, out_dim = 0, members = 5;

@@ -43,7 +43,7 @@ struct MbrlSection {
   std::vector<int> model_hidden{64, 64};
   double model_lr = 1e-3;
   int model_batch = 256;
-  int fit_epochs = 30;
+  int fit_epochs = 100;
   int refit_epochs = 2;
   int data_every = 25;
   std::string dynamics_file;
@@ -54,7 +54,7 @@ struct MbrlSection {
   std::vector<int> loss_hidden{64, 64};
   double outer_lr = 1e-3;
   double grad_clip = 10.0;
-  int iterations = 300;
+  int iterations = 600;
   int pool_size = 8;
   int pool_reset_every = 10;
   int test_steps = 10;
@@ -396,11 +396,14 @@ nlohmann::json model_errors(const DynamicsEnsemble& m, const Kinematics& k, cons
   }
   const Tensor errs = torch::stack(tip_err, 1);  // [n, T]
   const Tensor s_next = s.narrow(1, 1, T).reshape({-1, kState});
-  const Tensor one_tip = safe_norm(tip_of(s.narrow(1, 0, T).reshape({-1, kState}) + pred, k) - tip_of(s_next, k));
+  const Tensor s_prev = s.narrow(1, 0, T).reshape({-1, kState});
+  const Tensor one_tip = safe_norm(tip_of(s_prev + pred, k) - tip_of(s_next, k));
+  const Tensor zero_tip = safe_norm(tip_of(s_prev, k) - tip_of(s_next, k));
   return {{"state", {"q0", "q1", "qdot0", "qdot1"}},
           {"one_step_rmse", rmse(pred - y)},
           {"one_step_rmse_zero_change", rmse(y)},
           {"one_step_fingertip_error_mean", one_tip.mean().item<double>()},
+          {"one_step_fingertip_error_mean_zero_change", zero_tip.mean().item<double>()},
           {"horizon", T},
           {"horizon_fingertip_error_mean", errs.select(1, T - 1).mean().item<double>()},
           {"horizon_fingertip_error_median", errs.select(1, T - 1).median().item<double>()},
@@ -550,12 +553,7 @@ LoadedLoss load_loss_file(const std::string& path) {
   if (sizes.size() < 2 || sizes.front() != kObs + kAct + 1 || sizes.back() != 1)
     throw Error(fmt::format("{}: an mbrl loss must be {}-...-1", path, kObs + kAct + 1));
   LoadedLoss l{FunctionalMlp(sizes, Activation::Elu, true), {}};
-  l.phi = get_params(a, "phi/", l.net.num_tensors());
-  for (size_t i = 0; i < l.phi.size(); ++i) {
-    const int in = sizes[i / 2], out = sizes[i / 2 + 1];
-    const std::vector<int64_t> want = i % 2 ? std::vector<int64_t>{out} : std::vector<int64_t>{in, out};
-    if (l.phi[i].sizes().vec() != want) throw Error(path + ": a layer's shape does not match the file's sizes");
-  }
+  l.phi = get_mlp_params(a, "phi/", l.net);
   if (!all_finite(l.phi)) throw Error(path + ": the loss holds non-finite values");
   return l;
 }

@@ -130,9 +130,10 @@ void register_meta_commands(CLI::App& app) {
     std::printf("  (zero change:");
     for (const auto& v : h["one_step_rmse_zero_change"]) std::printf(" %.4g", v.get<double>());
     std::printf(")\n");
-    std::printf("one-step fingertip error %.5f m; %d-step open-loop fingertip error mean %.4f m (median %.4f, mean "
-                "over steps %.4f)\n",
-                h["one_step_fingertip_error_mean"].get<double>(), h["horizon"].get<int>(),
+    std::printf("one-step fingertip error %.5f m (no change: %.5f m); %d-step open-loop fingertip error mean %.4f m "
+                "(median %.4f, mean over steps %.4f)\n",
+                h["one_step_fingertip_error_mean"].get<double>(),
+                h["one_step_fingertip_error_mean_zero_change"].get<double>(), h["horizon"].get<int>(),
                 h["horizon_fingertip_error_mean"].get<double>(), h["horizon_fingertip_error_median"].get<double>(),
                 h["fingertip_error_mean_over_steps"].get<double>());
   });
