@@ -17,6 +17,7 @@
 #include "src/mbrl.h"
 #include "src/mountain_car.h"
 #include "src/sine/sine.h"
+#include "run_util.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -189,14 +190,7 @@ nlohmann::json run_whole_and_resumed(const std::string& config_path, const fs::p
   args.out_dir = (dir / "whole").string();
   args.quiet = true;
   const auto summary = nlohmann::json::parse(run(args).summary);
-  args.out_dir = (dir / "split").string();
-  args.stop_after = stop_after;
-  EXPECT_EQ(run(args).summary, "");
-  RunArgs resume;
-  resume.command = Command::MetaTrain;
-  resume.resume_dir = (dir / "split").string();
-  resume.quiet = true;
-  run(resume);
+  test::run_stopped_and_resumed(args, dir / "split", stop_after);
   return summary;
 }
 
