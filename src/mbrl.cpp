@@ -30,7 +30,7 @@ using torch::Tensor;
 
 constexpr int kObs = 10, kAct = 2, kState = 4, kModelIn = 9;
 constexpr uint64_t kTagLoss = 1, kTagPolicy = 2, kTagGoal = 3, kTagStart = 4, kTagBabble = 5, kTagModel = 6,
-                   kTagFit = 7, kTagTestPolicy = 8;
+                   kTagFit = 7, kTagTestPolicy = 8, kTagEvalBabble = 9;
 // The policy's and the learned loss's input: the observation scaled to O(1)
 // (goal and fingertip offsets in decimetres, joint velocities / 10).
 constexpr double kObsScale[kObs] = {1, 1, 1, 1, 10, 10, 0.1, 0.1, 10, 10};
@@ -829,6 +829,20 @@ std::string run_dynamics_fit(const Config& cfg, const std::string& out_dir, bool
   progress.finish();
   write_file_atomic((fs::path(out_dir) / "fit.json").string(), j.dump(2) + "\n");
   return j.dump(2);
+}
+
+std::string run_dynamics_eval(const std::string& model_file, const Config& cfg) {
+  check_mbrl_config(cfg, "config");
+  set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
+  const MbrlSection s = read<MbrlSection>(cfg, "mbrl.");
+  const LoadedModel lm = load_model_file(model_file);
+  RealSim sim(cfg);
+  const int T = sim.horizon();
+  const Episodes e = sim.babble(s.holdout_episodes, s.babble_hold,
+                                mix_seed(static_cast<uint64_t>(s.test_seed), kTagEvalBabble));
+  return nlohmann::json{{"model_file", model_file},
+                        {"held_out", model_errors(lm.model, lm.kin, obs_tensor(e, T), act_tensor(e, T))}}
+      .dump(2);
 }
 
 std::string run_mbrl_meta_test(const std::string& loss_file, const Config& cfg, const std::string& split,

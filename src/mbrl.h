@@ -35,6 +35,11 @@ void check_mbrl_config(const Config& c, const std::string& source);
 // held-out one-step and 50-step (the horizon) errors against MuJoCo. Writes
 // dynamics.ml3, fit.json and config.yaml into `out_dir`; returns fit.json's text.
 std::string run_dynamics_fit(const Config& cfg, const std::string& out_dir, bool force, bool quiet);
+// `ml3 dynamics eval`: the same held-out errors of a model file (e.g. the
+// dynamics.ml3 of a meta-training run, refitted on policy data) on
+// mbrl.holdout_episodes fresh babbling episodes of mbrl.test_seed, which no
+// fit has seen. Returns JSON {"model_file", "held_out"}.
+std::string run_dynamics_eval(const std::string& model_file, const Config& cfg);
 
 // `ml3 meta-test`: fresh policies on `split` goals take mbrl.test_steps
 // gradient steps through the model with the learned loss, and with the task

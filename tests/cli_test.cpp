@@ -196,7 +196,7 @@ TEST(Cli, BadCommandLinesExitWithCode2) {
 TEST(Cli, HelpOnEverySubcommand) {
   for (const char* args : {"--help", "envs --help", "expert --help", "demos --help", "bench envs --help", "demo --help", "train --help",
                            "eval --help", "meta-train --help", "meta-test --help", "compare --help", "bench sine --help",
-                           "bench train --help", "dynamics --help", "dynamics fit --help"}) {
+                           "bench train --help", "dynamics --help", "dynamics fit --help", "dynamics eval --help"}) {
     const auto r = run_ml3(args);
     EXPECT_EQ(r.code, 0) << args;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << args << "\n" << r.out;
@@ -234,7 +234,7 @@ TEST(Cli, BenchTrainJson) {
   EXPECT_NE(bad.out.find("needs a policy-gradient algorithm"), std::string::npos) << bad.out;
 }
 
-// ml3 dynamics fit: the fit's JSON with its held-out errors, the model file;
+// ml3 dynamics fit and eval: the fit's JSON with its held-out errors, the model file;
 // model-based meta-training refuses a truncated model file with one error
 // naming it (exit 1).
 TEST(Cli, DynamicsFitAndATruncatedModelFile) {
@@ -247,6 +247,11 @@ TEST(Cli, DynamicsFitAndATruncatedModelFile) {
   EXPECT_EQ(j["held_out"]["one_step_rmse"].size(), 4u);
   EXPECT_EQ(j["held_out"]["horizon"], 10);
   EXPECT_EQ(j["train_episodes"], 16);
+  // The same model evaluated on fresh babbling: the same fields.
+  r = run_ml3("dynamics eval --json --model " + (dir / "fit" / "dynamics.ml3").string() + " --config " + cfg + small);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(last_json(r.out)["held_out"]["episodes"], 4);
+  EXPECT_EQ(last_json(r.out)["held_out"]["horizon"], 10);
   r = run_ml3("dynamics fit --quiet --config " + cfg + " --out " + (dir / "fit").string() + small);
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("--force"), std::string::npos) << r.out;

@@ -17,6 +17,22 @@
 
 namespace ml3 {
 
+namespace {
+// The held-out errors of a dynamics model (run_dynamics_fit / _eval), two lines.
+void print_model_errors(const nlohmann::json& h) {
+  std::printf("held out (%d episodes), one-step RMSE (q0 q1 qdot0 qdot1):", h["episodes"].get<int>());
+  for (const auto& v : h["one_step_rmse"]) std::printf(" %.4g", v.get<double>());
+  std::printf("  (zero change:");
+  for (const auto& v : h["one_step_rmse_zero_change"]) std::printf(" %.4g", v.get<double>());
+  std::printf(")\n");
+  std::printf("one-step fingertip error %.5f m (no change: %.5f m); %d-step open-loop fingertip error mean %.4f m "
+              "(median %.4f, mean over steps %.4f)\n",
+              h["one_step_fingertip_error_mean"].get<double>(), h["one_step_fingertip_error_mean_zero_change"].get<double>(),
+              h["horizon"].get<int>(), h["horizon_fingertip_error_mean"].get<double>(),
+              h["horizon_fingertip_error_median"].get<double>(), h["fingertip_error_mean_over_steps"].get<double>());
+}
+}  // namespace
+
 void register_meta_commands(CLI::App& app) {
   // bench sine: the ML3 sine meta step, hand-derived Eigen vs LibTorch autograd
   // (same run), and against the reference implementation's 4.2 ms.
@@ -121,21 +137,30 @@ void register_meta_commands(CLI::App& app) {
       std::cout << j.dump(2) << "\n";
       return;
     }
-    const auto& h = j["held_out"];
     std::printf("%s: %d train episodes, %d members, NLL %.3f, %.1f s; fingertip kinematics residual %.2g m\n",
                 j["model_file"].get<std::string>().c_str(), j["train_episodes"].get<int>(), j["members"].get<int>(),
                 j["final_nll"].get<double>(), j["fit_seconds"].get<double>(), j["kinematics_max_residual"].get<double>());
-    std::printf("held out (%d episodes), one-step RMSE (q0 q1 qdot0 qdot1):", h["episodes"].get<int>());
-    for (const auto& v : h["one_step_rmse"]) std::printf(" %.4g", v.get<double>());
-    std::printf("  (zero change:");
-    for (const auto& v : h["one_step_rmse_zero_change"]) std::printf(" %.4g", v.get<double>());
-    std::printf(")\n");
-    std::printf("one-step fingertip error %.5f m (no change: %.5f m); %d-step open-loop fingertip error mean %.4f m "
-                "(median %.4f, mean over steps %.4f)\n",
-                h["one_step_fingertip_error_mean"].get<double>(),
-                h["one_step_fingertip_error_mean_zero_change"].get<double>(), h["horizon"].get<int>(),
-                h["horizon_fingertip_error_mean"].get<double>(), h["horizon_fingertip_error_median"].get<double>(),
-                h["fingertip_error_mean_over_steps"].get<double>());
+    print_model_errors(j["held_out"]);
+  });
+
+  static std::string eval_model;
+  auto* deval = dyn->add_subcommand(
+      "eval", "Held-out one-step and horizon errors of a dynamics model file (e.g. a meta-training run's "
+              "dynamics.ml3) on fresh babbling episodes of mbrl.test_seed");
+  deval->add_option("--model", eval_model, "Dynamics model file (dynamics.ml3)")->required()->check(CLI::ExistingFile);
+  deval->add_option("--config", dyn_config, "YAML config with algorithm: mbrl")->required()->check(CLI::ExistingFile);
+  deval->add_flag("--json", dyn_json, "Print JSON");
+  deval->add_option("overrides", dyn_overrides, "key=value overrides, e.g. mbrl.holdout_episodes=50");
+  deval->callback([] {
+    const Config cfg = load_config(Command::MetaTrain, dyn_config, dyn_overrides);
+    if (cfg.get_string("algorithm") != "mbrl") throw Error(dyn_config + ": ml3 dynamics eval needs algorithm: mbrl");
+    const auto j = nlohmann::json::parse(run_dynamics_eval(eval_model, cfg));
+    if (dyn_json) {
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::printf("%s:\n", eval_model.c_str());
+    print_model_errors(j["held_out"]);
   });
 
   // bench deploy: ml3_runtime vs a LibTorch single-observation forward.
