@@ -14,6 +14,7 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "models/dynamics.h"
 #include "models/nets.h"
 #include "src/algorithm.h"
 #include "src/mountain_car_engine.h"
@@ -379,12 +380,7 @@ LoadedLoss load_loss(const std::string& path, const Settings& s) {
     throw Error(path + ": a mountain car loss must be 4-...-1");
   (void)s;
   l.net = FunctionalMlp(sizes, Activation::Elu, true);
-  l.phi = get_params(a, "phi/", l.net.num_tensors());
-  for (size_t i = 0; i < l.phi.size(); ++i) {
-    const int in = sizes[i / 2], out = sizes[i / 2 + 1];
-    const std::vector<int64_t> want = i % 2 ? std::vector<int64_t>{out} : std::vector<int64_t>{in, out};
-    if (l.phi[i].sizes().vec() != want) throw Error(path + ": a layer's shape does not match the file's sizes");
-  }
+  l.phi = get_mlp_params(a, "phi/", l.net);
   return l;
 }
 

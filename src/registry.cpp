@@ -12,6 +12,7 @@ AlgorithmEntry ppo_from_bc_algorithm();
 AlgorithmEntry ml3_algorithm();
 AlgorithmEntry sine_algorithm();
 AlgorithmEntry mountain_car_algorithm();
+AlgorithmEntry mbrl_algorithm();
 
 const std::vector<AlgorithmEntry>& algorithm_registry() {
   static const std::vector<AlgorithmEntry> registry = {
@@ -23,6 +24,7 @@ const std::vector<AlgorithmEntry>& algorithm_registry() {
       ml3_algorithm(),           // ml3 meta-train: a loss for policies
       sine_algorithm(),          // ml3 meta-train: the paper's sine regression testbed (and shaped sine)
       mountain_car_algorithm(),  // ml3 meta-train: mountain car with an intermediate goal
+      mbrl_algorithm(),          // ml3 meta-train: the model-based reacher (loss through a learned dynamics model)
   };
   return registry;
 }

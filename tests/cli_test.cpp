@@ -196,7 +196,7 @@ TEST(Cli, BadCommandLinesExitWithCode2) {
 TEST(Cli, HelpOnEverySubcommand) {
   for (const char* args : {"--help", "envs --help", "expert --help", "demos --help", "bench envs --help", "demo --help", "train --help",
                            "eval --help", "meta-train --help", "meta-test --help", "compare --help", "bench sine --help",
-                           "bench train --help"}) {
+                           "bench train --help", "dynamics --help", "dynamics fit --help", "dynamics eval --help"}) {
     const auto r = run_ml3(args);
     EXPECT_EQ(r.code, 0) << args;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << args << "\n" << r.out;
@@ -232,6 +232,39 @@ TEST(Cli, BenchTrainJson) {
   const auto bad = run_ml3("bench train --config " + (dir / "bc.yaml").string() + " --iterations 1");
   EXPECT_EQ(bad.code, 1) << bad.out;
   EXPECT_NE(bad.out.find("needs a policy-gradient algorithm"), std::string::npos) << bad.out;
+}
+
+// ml3 dynamics fit and eval: the fit's JSON with its held-out errors, the model file;
+// model-based meta-training refuses a truncated model file with one error
+// naming it (exit 1).
+TEST(Cli, DynamicsFitAndATruncatedModelFile) {
+  const auto dir = test::temp_dir("cli_dynamics");
+  const std::string cfg = std::string(ML3_SOURCE_DIR) + "/configs/reacher_mbrl_ml3.yaml";
+  const std::string small = " mbrl.babble_episodes=20 mbrl.holdout_episodes=4 mbrl.ensemble=2 mbrl.fit_epochs=3 env.episode_steps=10";
+  auto r = run_ml3("dynamics fit --quiet --json --config " + cfg + " --out " + (dir / "fit").string() + small);
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = last_json(r.out);
+  EXPECT_EQ(j["held_out"]["one_step_rmse"].size(), 4u);
+  EXPECT_EQ(j["held_out"]["horizon"], 10);
+  EXPECT_EQ(j["train_episodes"], 16);
+  // The same model evaluated on fresh babbling: the same fields.
+  r = run_ml3("dynamics eval --json --model " + (dir / "fit" / "dynamics.ml3").string() + " --config " + cfg + small);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(last_json(r.out)["held_out"]["episodes"], 4);
+  EXPECT_EQ(last_json(r.out)["held_out"]["horizon"], 10);
+  r = run_ml3("dynamics fit --quiet --config " + cfg + " --out " + (dir / "fit").string() + small);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("--force"), std::string::npos) << r.out;
+  r = run_ml3("dynamics fit --quiet --config " + cfg + " --out " + (dir / "x").string() + " mbrl.ensembel=2");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("did you mean 'mbrl.ensemble'"), std::string::npos) << r.out;
+  const std::string text = test::read_text(dir / "fit" / "dynamics.ml3");
+  test::write_file(dir / "cut.ml3", text.substr(0, text.size() - 100));
+  r = run_ml3("meta-train --quiet --config " + cfg + " --out " + (dir / "run").string() + small +
+              " mbrl.iterations=1 mbrl.dynamics_file=" + (dir / "cut.ml3").string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("cut.ml3"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

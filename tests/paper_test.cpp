@@ -15,8 +15,10 @@
 #include "core/error.h"
 #include "src/algorithm.h"
 #include "core/rng.h"
+#include "src/mbrl.h"
 #include "src/mountain_car.h"
 #include "src/sine/sine.h"
+#include "run_util.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -224,6 +226,19 @@ TEST(MountainCar, RolloutFollowsTheEquations) {
 }
 
 
+// Meta-trains `config_path` into dir/whole, and into dir/split stopped after
+// `stop_after` and resumed (both quiet); returns the whole run's summary.
+nlohmann::json run_whole_and_resumed(const std::string& config_path, const fs::path& dir, int stop_after) {
+  RunArgs args;
+  args.command = Command::MetaTrain;
+  args.config_path = config_path;
+  args.out_dir = (dir / "whole").string();
+  args.quiet = true;
+  const auto summary = nlohmann::json::parse(run(args).summary);
+  test::run_stopped_and_resumed(args, dir / "split", stop_after);
+  return summary;
+}
+
 // Mountain car under the runner (ml3 meta-train): a short shaped meta-training
 // (100 iterations, the reference's loss network) gets the first test policy to
 // the goal and keeps it there for at least 20 of 50 test steps; plain SGD on the task loss itself does not get there; the run folder
@@ -288,17 +303,7 @@ TEST(MountainCar, ShapedMetaTrainingReachesTheGoal) {
   std::ofstream(short_path) << load_config(Command::MetaTrain, cfg_path, {"mountain_car.iterations=10",
                                                                           "mountain_car.checkpoint_every=2"})
                                    .to_yaml();
-  args.config_path = short_path;
-  args.out_dir = (dir / "whole").string();
-  run(args);
-  args.out_dir = (dir / "split").string();
-  args.stop_after = 4;
-  EXPECT_EQ(run(args).summary, "");
-  RunArgs resume;
-  resume.command = Command::MetaTrain;
-  resume.resume_dir = (dir / "split").string();
-  resume.quiet = true;
-  run(resume);
+  run_whole_and_resumed(short_path, dir, 4);
   auto rows = [](const fs::path& d) { return test::metric_columns(d, {"task_loss", "grad_norm", "pool_final_position"}); };
   EXPECT_EQ(rows(dir / "whole"), rows(dir / "split"));
   EXPECT_EQ(rows(dir / "whole").size(), 10u);
@@ -309,9 +314,124 @@ TEST(MountainCar, ShapedMetaTrainingReachesTheGoal) {
 }
 
 
+// ---- the model-based reacher (src/mbrl.h) ----------------------------------------
+// A small, fast version of configs/reacher_mbrl_ml3.yaml.
+Config mbrl_config(const std::vector<std::string>& extra) {
+  std::vector<std::string> o{"mbrl.babble_episodes=40", "mbrl.holdout_episodes=8", "mbrl.ensemble=2",
+                             "mbrl.model_hidden=[32,32]", "mbrl.fit_epochs=20", "mbrl.model_batch=128",
+                             "mbrl.policy_hidden=[8]", "mbrl.loss_hidden=[16,16]", "mbrl.pool_size=2",
+                             "mbrl.pool_reset_every=3", "mbrl.eval_goals=2", "mbrl.test_goals=3", "mbrl.test_steps=2",
+                             "env.episode_steps=20"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return load_config(Command::MetaTrain, std::string(ML3_SOURCE_DIR) + "/configs/reacher_mbrl_ml3.yaml", o);
+}
+
+// The ensemble fitted on babbling predicts held-out MuJoCo transitions better
+// than "no change" (the fingertip too), the kinematics are exact, the model file is
+// written; a truncated model file is refused naming the file.
+TEST(Mbrl, DynamicsFitBeatsZeroChangeAndTruncatedFileIsNamed) {
+  const fs::path dir = temp_dir("mbrl_fit");
+  const Config cfg = mbrl_config({});
+  const auto j = nlohmann::json::parse(run_dynamics_fit(cfg, (dir / "fit").string(), false, true));
+  const auto& h = j.at("held_out");
+  const auto rmse = h.at("one_step_rmse").get<std::vector<double>>();
+  const auto zero = h.at("one_step_rmse_zero_change").get<std::vector<double>>();
+  ASSERT_EQ(rmse.size(), 4u);
+  // q0, q1, qdot0 far better than "no change"; qdot1 jumps where the elbow
+  // hits its limit (+-3 rad), which this small model does not capture.
+  for (size_t i = 0; i < 3; ++i) EXPECT_LT(rmse[i], 0.5 * zero[i]) << "state dimension " << i;
+  EXPECT_LT(j.at("kinematics_max_residual").get<double>(), 1e-6);
+  EXPECT_LT(h.at("one_step_fingertip_error_mean").get<double>(), 0.5 * h.at("one_step_fingertip_error_mean_zero_change").get<double>());
+  EXPECT_NEAR(j.at("kinematics").at("l1").get<double>(), 0.1, 1e-6);
+  EXPECT_NEAR(j.at("kinematics").at("l2").get<double>(), 0.11, 1e-6);
+  EXPECT_TRUE(std::isfinite(h.at("horizon_fingertip_error_mean").get<double>()));
+  EXPECT_EQ(h.at("horizon").get<int>(), 20);
+  EXPECT_TRUE(fs::exists(dir / "fit" / "dynamics.ml3"));
+  EXPECT_TRUE(fs::exists(dir / "fit" / "fit.json"));
+  // Same seed, same numbers.
+  EXPECT_EQ(nlohmann::json::parse(run_dynamics_fit(cfg, (dir / "again").string(), false, true)).at("held_out"), h);
+  EXPECT_NE(error_of([&] { run_dynamics_fit(cfg, (dir / "fit").string(), false, true); }).find("--force"),
+            std::string::npos);
+  // A truncated model file: one error naming it.
+  const std::string text = read_text(dir / "fit" / "dynamics.ml3");
+  const fs::path cut = dir / "cut_dynamics.ml3";
+  std::ofstream(cut, std::ios::binary) << text.substr(0, text.size() / 2);
+  const Config with_cut = mbrl_config({"mbrl.dynamics_file=" + cut.string(), "mbrl.iterations=1"});
+  RunArgs args;
+  args.command = Command::MetaTrain;
+  const std::string cfg_path = (dir / "cut.yaml").string();
+  std::ofstream(cfg_path) << with_cut.to_yaml();
+  args.config_path = cfg_path;
+  args.out_dir = (dir / "cut_run").string();
+  args.quiet = true;
+  EXPECT_NE(error_of([&] { run(args); }).find("cut_dynamics.ml3"), std::string::npos);
+  fs::remove_all(dir);
+}
+
+// The model rollout is differentiable with respect to the policy parameters:
+// the autograd gradient of the task loss is finite, non-zero and matches a
+// central finite difference along a random direction (float64).
+TEST(Mbrl, ModelRolloutGradientMatchesFiniteDifferences) {
+  const auto j = mbrl_gradient_check(mbrl_config({}), 1e-6);
+  const double g = j.at("grad_norm").get<double>(), a = j.at("directional_autograd").get<double>(),
+               fd = j.at("directional_fd").get<double>();
+  EXPECT_TRUE(std::isfinite(g));
+  EXPECT_GT(g, 1e-6);
+  EXPECT_NEAR(a, fd, 1e-5 * std::max(1.0, std::abs(fd))) << j.dump();
+}
+
+// A short meta-training run writes loss.ml3, dynamics.ml3, the metrics and
+// the summary; stopped and resumed (across a refit of the model) it gives
+// the same numbers; meta-test writes results.json with the expected fields.
+TEST(Mbrl, MetaTrainResumesIdenticallyAndMetaTests) {
+  const fs::path dir = temp_dir("mbrl_run");
+  const std::string cfg_path = (dir / "m.yaml").string();
+  std::ofstream(cfg_path) << mbrl_config({"mbrl.iterations=6", "mbrl.data_every=2", "mbrl.eval_every=3",
+                                          "mbrl.checkpoint_every=2"})
+                                 .to_yaml();
+  const auto summary = run_whole_and_resumed(cfg_path, dir, 3);
+  EXPECT_GT(summary.at("meta_iteration_seconds_median").get<double>(), 0.0);
+  EXPECT_EQ(summary.at("data_episodes").get<int>(), 40 + 3 * 2);
+  for (const char* f : {"loss.ml3", "dynamics.ml3", "metrics.csv", "summary.json", "checkpoints/last.ckpt"})
+    EXPECT_TRUE(fs::exists(dir / "whole" / f)) << f;
+  auto rows = [](const fs::path& d) {
+    return test::metric_columns(d, {"task_loss", "grad_norm", "pool_model_distance", "model_nll", "eval_real_distance"});
+  };
+  EXPECT_EQ(rows(dir / "whole"), rows(dir / "split"));
+  EXPECT_EQ(rows(dir / "whole").size(), 6u);
+  EXPECT_EQ(read_text(dir / "whole" / "loss.ml3"), read_text(dir / "split" / "loss.ml3"));
+  EXPECT_EQ(read_text(dir / "whole" / "dynamics.ml3"), read_text(dir / "split" / "dynamics.ml3"));
+  const Config cfg = load_config(Command::MetaTrain, cfg_path, {});
+  const auto j = nlohmann::json::parse(
+      run_mbrl_meta_test((dir / "whole" / "loss.ml3").string(), cfg, "ood", (dir / "test").string(), false, true));
+  EXPECT_EQ(j.at("split"), "ood");
+  for (const char* k : {"learned_loss", "task_loss"}) {
+    const auto& c = j.at(k);
+    EXPECT_EQ(c.at("final_distance_mean_after_steps").size(), 3u) << k;
+    EXPECT_EQ(c.at("success_rate_after_steps").size(), 3u) << k;
+    EXPECT_EQ(c.at("model_final_distance_mean_after_steps").size(), 3u) << k;
+    EXPECT_EQ(c.at("final_distance_per_goal_after_last_step").size(), 3u) << k;
+    EXPECT_TRUE(c.contains("final_distance_mean_after_2")) << k;
+  }
+  // Untrained policies are the same for both losses.
+  EXPECT_EQ(j.at("learned_loss").at("final_distance_mean_after_steps")[0],
+            j.at("task_loss").at("final_distance_mean_after_steps")[0]);
+  EXPECT_TRUE(fs::exists(dir / "test" / "results.json"));
+  EXPECT_NE(mbrl_meta_test_table(j.dump()).find("learned loss"), std::string::npos);
+  EXPECT_NE(error_of([&] { run_mbrl_meta_test((dir / "missing.ml3").string(), cfg, "test", (dir / "t2").string(), false, true); })
+                .find("missing.ml3"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"algorithm=mbrl", "env.name=pointmass"}); }).find("reacher"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { load_config(Command::MetaTrain, "", {"algorithm=mbrl", "env.name=reacher", "mbrl.inner_lrr=1"}); })
+                .find("did you mean 'mbrl.inner_lr'"),
+            std::string::npos);
+  fs::remove_all(dir);
+}
+
 // The shipped configs load and write out every key of their schema.
 TEST(PaperConfigs, ShippedConfigsWriteOutEveryKey) {
-  for (const char* name : {"shaped_sine_ml3", "mountain_car_ml3"}) {
+  for (const char* name : {"shaped_sine_ml3", "mountain_car_ml3", "reacher_mbrl_ml3"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_config(Command::MetaTrain, path, {});
     const std::string text = read_text(path);

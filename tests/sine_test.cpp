@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "run_util.h"
 #include "test_util.h"
 
 #include <cmath>
@@ -309,14 +310,7 @@ TEST(SineRun, MetaTrainThenMetaTest) {
   while (std::getline(csv, line)) ++rows;
   EXPECT_EQ(rows, 20);
   // Stopped after 8 and resumed: the same metrics (timing aside) and the same loss, bit for bit.
-  args.out_dir = (dir / "split").string();
-  args.stop_after = 8;
-  EXPECT_EQ(run(args).summary, "");
-  RunArgs resume;
-  resume.command = Command::MetaTrain;
-  resume.resume_dir = (dir / "split").string();
-  resume.quiet = true;
-  run(resume);
+  test::run_stopped_and_resumed(args, dir / "split", 8);
   auto losses = [](const fs::path& d) {
     std::vector<std::string> out;
     std::ifstream in(d / "metrics.jsonl");

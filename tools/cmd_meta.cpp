@@ -3,11 +3,14 @@
 // latency vs LibTorch on the same policy. (meta-train and meta-test are in
 // cmd_train.cpp.)
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "src/algorithm.h"
 #include "src/deploy_bench.h"
+#include "src/mbrl.h"
 #include "src/policy_trainer.h"
 #include "src/sine/sine.h"
 #include "tools/commands.h"
@@ -26,6 +29,22 @@ const char* ml3_build_flavour() {
 #endif
 }
 
+}  // namespace
+
+namespace {
+// The held-out errors of a dynamics model (run_dynamics_fit / _eval), two lines.
+void print_model_errors(const nlohmann::json& h) {
+  std::printf("held out (%d episodes), one-step RMSE (q0 q1 qdot0 qdot1):", h["episodes"].get<int>());
+  for (const auto& v : h["one_step_rmse"]) std::printf(" %.4g", v.get<double>());
+  std::printf("  (zero change:");
+  for (const auto& v : h["one_step_rmse_zero_change"]) std::printf(" %.4g", v.get<double>());
+  std::printf(")\n");
+  std::printf("one-step fingertip error %.5f m (no change: %.5f m); %d-step open-loop fingertip error mean %.4f m "
+              "(median %.4f, mean over steps %.4f)\n",
+              h["one_step_fingertip_error_mean"].get<double>(), h["one_step_fingertip_error_mean_zero_change"].get<double>(),
+              h["horizon"].get<int>(), h["horizon_fingertip_error_mean"].get<double>(),
+              h["horizon_fingertip_error_median"].get<double>(), h["fingertip_error_mean_over_steps"].get<double>());
+}
 }  // namespace
 
 void register_meta_commands(CLI::App& app) {
@@ -110,6 +129,60 @@ void register_meta_commands(CLI::App& app) {
                   r[b]["rollout_seconds_per_iteration"].get<double>(), r[b]["iteration_seconds"].get<double>(),
                   r[b]["train_steps_per_s"].get<double>(), r[b]["vs_batched_env"].get<double>());
     std::printf("fast update is %.1fx faster than LibTorch\n", r["update_speedup"].get<double>());
+  });
+
+  // dynamics fit: the model-based reacher's dynamics ensemble (src/mbrl.h).
+  static std::string dyn_config, dyn_out;
+  static std::vector<std::string> dyn_overrides;
+  static bool dyn_force = false, dyn_json = false, dyn_quiet = false;
+  auto* dyn = app.add_subcommand("dynamics", "Learned dynamics models (the model-based reacher, algorithm mbrl)");
+  dyn->require_subcommand(1);
+  auto* fit = dyn->add_subcommand(
+      "fit", "Babble in MuJoCo, fit the dynamics ensemble, print its held-out one-step and horizon errors; "
+             "writes dynamics.ml3 and fit.json");
+  fit->add_option("--config", dyn_config, "YAML config with algorithm: mbrl (configs/reacher_mbrl_ml3.yaml)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  fit->add_option("--out", dyn_out, "Output folder (default runs/<config name>_dynamics)");
+  fit->add_flag("--force", dyn_force, "Replace an existing output folder");
+  fit->add_flag("--quiet", dyn_quiet, "No progress line");
+  fit->add_flag("--json", dyn_json, "Print fit.json instead of the summary");
+  fit->add_option("overrides", dyn_overrides, "key=value overrides, e.g. mbrl.ensemble=3 seed=2");
+  fit->callback([] {
+    const Config cfg = load_config(Command::MetaTrain, dyn_config, dyn_overrides);
+    if (cfg.get_string("algorithm") != "mbrl") throw Error(dyn_config + ": ml3 dynamics fit needs algorithm: mbrl");
+    const std::string dir =
+        dyn_out.empty() ? (std::filesystem::path("runs") / (std::filesystem::path(dyn_config).stem().string() + "_dynamics")).string()
+                        : dyn_out;
+    const auto j = nlohmann::json::parse(run_dynamics_fit(cfg, dir, dyn_force, dyn_quiet));
+    if (dyn_json) {
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::printf("%s: %d train episodes, %d members, NLL %.3f, %.1f s; fingertip kinematics residual %.2g m\n",
+                j["model_file"].get<std::string>().c_str(), j["train_episodes"].get<int>(), j["members"].get<int>(),
+                j["final_nll"].get<double>(), j["fit_seconds"].get<double>(), j["kinematics_max_residual"].get<double>());
+    print_model_errors(j["held_out"]);
+  });
+
+  static std::string eval_model;
+  auto* deval = dyn->add_subcommand(
+      "eval", "Held-out one-step and horizon errors of a dynamics model file (e.g. a meta-training run's "
+              "dynamics.ml3) on fresh babbling episodes of mbrl.test_seed");
+  deval->add_option("--model", eval_model, "Dynamics model file (dynamics.ml3)")->required()->check(CLI::ExistingFile);
+  deval->add_option("--config", dyn_config, "YAML config with algorithm: mbrl")->required()->check(CLI::ExistingFile);
+  deval->add_flag("--json", dyn_json, "Print JSON");
+  deval->add_option("overrides", dyn_overrides, "key=value overrides, e.g. mbrl.holdout_episodes=50");
+  deval->callback([] {
+    const Config cfg = load_config(Command::MetaTrain, dyn_config, dyn_overrides);
+    if (cfg.get_string("algorithm") != "mbrl") throw Error(dyn_config + ": ml3 dynamics eval needs algorithm: mbrl");
+    const auto j = nlohmann::json::parse(run_dynamics_eval(eval_model, cfg));
+    if (dyn_json) {
+      std::cout << j.dump(2) << "\n";
+      return;
+    }
+    std::printf("%s:\n", eval_model.c_str());
+    print_model_errors(j["held_out"]);
   });
 
   // bench deploy: ml3_runtime vs a LibTorch single-observation forward.

@@ -6,6 +6,7 @@ usage: python3 - curve METRICS_CSV OUT_PNG TITLE
        python3 - sine_shaped|sine_frequency METRICS_CSV OUT_PNG TITLE
        python3 - landscape DATA_JSON OUT_PNG TITLE
        python3 - mountain_car METRICS_CSV OUT_PNG TITLE
+       python3 - mbrl METRICS_CSV OUT_PNG TITLE
 
 curve: a training run's learning curves (return, success, distance, losses)
 against environment steps. compare: several methods' curves (mean and 95%
@@ -106,6 +107,16 @@ def mountain_car(csv_path, out_png, title):
     ])
 
 
+def mbrl(csv_path, out_png, title):
+    meta_panels(csv_path, out_png, title, [
+        ("task loss after the inner step (through the model)", [("task_loss", "task loss")]),
+        ("final fingertip distance (m)", [("pool_model_distance", "pool, model rollout"),
+                                          ("pool_real_distance", "pool, MuJoCo"),
+                                          ("eval_real_distance", "meta-test goals, MuJoCo")]),
+        ("dynamics model NLL (normalised)", [("model_nll", "NLL of the last fit")]),
+    ])
+
+
 def landscape(json_path, out_png, title):
     """1-D curves and 2-D heat maps of the learned loss and the task loss,
     from {"one_d": [{"label", "x_label", "x": [...], "curves": {name: [...]},
@@ -201,6 +212,7 @@ if __name__ == "__main__":
         "sine_frequency": lambda c, o, t: sine(c, o, t, "MSE after the last inner step (task loss)"),
         "landscape": landscape,
         "mountain_car": mountain_car,
+        "mbrl": mbrl,
         "compare": compare,
     }
     modes[mode](src, out, title)
