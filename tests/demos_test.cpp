@@ -108,7 +108,6 @@ TEST(Demos, AreTheEpisodesOfTheExpertRun) {
       const DemoEpisode& e = d.episodes[i];
       EXPECT_EQ(e.goal, std::vector<float>(tasks[i].goal.begin(), tasks[i].goal.end()));
       std::vector<double> obs = env->reset(mix_seed(5, i), tasks[i]);
-      double ret = 0;
       for (int t = 0; t < d.episode_steps; ++t) {
         for (int k = 0; k < od; ++k) ASSERT_EQ(e.observations[t * od + k], static_cast<float>(obs[k])) << name << t;
         std::vector<double> expert(ad);
@@ -120,7 +119,7 @@ TEST(Demos, AreTheEpisodesOfTheExpertRun) {
         }
         const StepResult step = env->step(expert);
         ASSERT_EQ(e.rewards[t], static_cast<float>(step.reward)) << name << t;
-        ret += step.reward, obs = step.obs;
+        obs = step.obs;
         if (t + 1 == d.episode_steps) {
           EXPECT_EQ(e.final_distance, static_cast<float>(step.info.distance));
           EXPECT_EQ(e.success, step.info.success);

@@ -1,7 +1,7 @@
 # ctest DeployInstall.*: installs the build into a temporary prefix, builds
 # examples/rig against the installed ml3_runtime (CMake package and
 # pkg-config) and runs both example programs on a policy file.
-#   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... -DPOLICY=... [-DLINK_FLAGS=...] -P deploy_install_test.cmake
+#   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... -DPOLICY=... [-DLINK_FLAGS=...] [-DC_COMPILER=... -DCXX_COMPILER=...] -P deploy_install_test.cmake
 file(REMOVE_RECURSE ${WORK_DIR})
 set(PREFIX ${WORK_DIR}/prefix)
 
@@ -32,8 +32,17 @@ foreach(f ${everything})
   endif()
 endforeach()
 
+# With the compilers that built the runtime where the build named them (a
+# sanitizer build's runtime needs the same compiler's sanitizer library).
+set(compilers "")
+if(C_COMPILER)
+  list(APPEND compilers -DCMAKE_C_COMPILER=${C_COMPILER})
+endif()
+if(CXX_COMPILER)
+  list(APPEND compilers -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+endif()
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples/rig -B ${WORK_DIR}/build -DCMAKE_BUILD_TYPE=Release
-    -DCMAKE_PREFIX_PATH=${PREFIX} "-DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}")
+    -DCMAKE_PREFIX_PATH=${PREFIX} "-DCMAKE_EXE_LINKER_FLAGS=${LINK_FLAGS}" ${compilers})
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/build -j1)
 
 # The C++ rig: observations on stdin, actions on stdout.
