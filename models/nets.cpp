@@ -121,6 +121,12 @@ void set_compute_threads(int threads) {
   if (auto fn = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(threads);
 }
 
+std::string blas_kernels() {
+  using CoreName = char* (*)();
+  if (auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) return std::string("OpenBLAS ") + fn();
+  return "not OpenBLAS";
+}
+
 void put_params(Archive& a, const std::string& prefix, const Params& params) {
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor t = params[i].detach().contiguous();

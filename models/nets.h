@@ -94,6 +94,11 @@ class GaussianPolicy {
 // it burns the core the batched environment needs).
 void set_compute_threads(int threads);
 
+// The kernels the BLAS library chose for this CPU ("OpenBLAS Zen", from
+// openblas_get_corename; "not OpenBLAS" otherwise). OpenBLAS picks them when
+// it loads; the environment variable OPENBLAS_CORETYPE overrides the choice.
+std::string blas_kernels();
+
 // Tensors <-> archive entries (exact bytes).
 void put_params(Archive& a, const std::string& prefix, const Params& params);
 Params get_params(const Archive& a, const std::string& prefix, size_t count);

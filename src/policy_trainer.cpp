@@ -473,6 +473,7 @@ nlohmann::json bench_train(const Config& c, int iterations, double env_seconds, 
   }
   out["update_speedup"] = out["torch"]["update_seconds_per_iteration"].get<double>() /
                           out["fast"]["update_seconds_per_iteration"].get<double>();
+  out["blas_kernels"] = blas_kernels();
   return out;
 }
 

@@ -227,6 +227,7 @@ TEST(Cli, BenchTrainJson) {
     for (const char* k : {"update_seconds_per_iteration", "rollout_seconds_per_iteration", "train_steps_per_s", "vs_batched_env"})
       EXPECT_GT(j[b][k].get<double>(), 0) << b << " " << k;
   EXPECT_GT(j["update_speedup"].get<double>(), 0);
+  EXPECT_FALSE(j.at("blas_kernels").get<std::string>().empty());
   EXPECT_EQ(run_ml3("bench train --iterations 2").code, 2) << "--config is required";
   test::write_file(dir / "bc.yaml", "algorithm: bc\nenv:\n  name: pointmass\n");
   const auto bad = run_ml3("bench train --config " + (dir / "bc.yaml").string() + " --iterations 1");
