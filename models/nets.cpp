@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -150,6 +151,15 @@ Params get_params(const Archive& a, const std::string& prefix, size_t count) {
   if (a.has(prefix + std::to_string(count)))
     throw Error(a.path() + ": entry group '" + prefix + "' has more tensors than the network expects");
   return p;
+}
+
+Params checked_params(const Archive& a, const std::string& prefix, const Params& expected, const std::string& what) {
+  Params loaded = get_params(a, prefix, expected.size());
+  for (size_t i = 0; i < expected.size(); ++i)
+    if (loaded[i].sizes() != expected[i].sizes())
+      throw Error(fmt::format("{}: {} tensor {} has shape {}, the config's network expects {}", a.path(), what, i,
+                              c10::str(loaded[i].sizes()), c10::str(expected[i].sizes())));
+  return loaded;
 }
 
 bool all_finite(const Params& params) {

@@ -102,6 +102,9 @@ std::string blas_kernels();
 // Tensors <-> archive entries (exact bytes).
 void put_params(Archive& a, const std::string& prefix, const Params& params);
 Params get_params(const Archive& a, const std::string& prefix, size_t count);
+// get_params, checking that the tensors have the shapes of `expected` (the
+// configured network's); `what` names them in the error.
+Params checked_params(const Archive& a, const std::string& prefix, const Params& expected, const std::string& what);
 // True when every value of every tensor is finite.
 bool all_finite(const Params& params);
 // Copies of the tensors, detached (optionally requiring grad).

@@ -303,9 +303,9 @@ class MountainCarMetaTrainer : public Algorithm {
     a.put_f64("counters", {static_cast<double>(t_), static_cast<double>(resets_), static_cast<double>(last_eval_)});
   }
   void load(const Archive& a) override {
-    phi_ = flat_of<float>(get_params(a, "phi/", like_.size()));
-    m_ = flat_of<float>(get_params(a, "adam_m/", like_.size()));
-    v_ = flat_of<float>(get_params(a, "adam_v/", like_.size()));
+    phi_ = flat_of<float>(checked_params(a, "phi/", like_, "learned loss"));
+    m_ = flat_of<float>(checked_params(a, "adam_m/", like_, "Adam moment"));
+    v_ = flat_of<float>(checked_params(a, "adam_v/", like_, "Adam moment"));
     const std::vector<double> pool = a.get_f64("pool"), ages = a.get_f64("ages"), c = a.get_f64("counters");
     if (pool.size() != 2 * pool_.size() || ages.size() != ages_.size() || c.size() != 3)
       throw Error(a.path() + ": the checkpoint's policy pool does not match mountain_car.pool_size");

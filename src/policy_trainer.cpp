@@ -70,16 +70,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Checks that loaded tensors have the shapes the configured networks expect.
-Params checked_params(const Archive& a, const std::string& prefix, const Params& expected, const std::string& what) {
-  Params loaded = get_params(a, prefix, expected.size());
-  for (size_t i = 0; i < expected.size(); ++i)
-    if (loaded[i].sizes() != expected[i].sizes())
-      throw Error(fmt::format("{}: {} tensor {} has shape {}, the config's network expects {}", a.path(), what, i,
-                              c10::str(loaded[i].sizes()), c10::str(expected[i].sizes())));
-  return loaded;
-}
-
 std::string fmt_count(double v) {
   if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
   if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);

@@ -310,6 +310,26 @@ TEST(MountainCar, ShapedMetaTrainingReachesTheGoal) {
   EXPECT_EQ(read_text(dir / "whole" / "loss.ml3"), read_text(dir / "split" / "loss.ml3"));
   EXPECT_NE(error_of([&] { run_mountain_car_meta_test((dir / "missing.ml3").string(), cfg, true); }).find("missing.ml3"),
             std::string::npos);
+  // A checkpoint whose learned-loss tensor has another shape is refused by
+  // name (the flat parameters are read by shape; nothing is read past them).
+  RunArgs split;
+  split.command = Command::MetaTrain;
+  split.config_path = short_path;
+  split.out_dir = (dir / "bad").string();
+  split.stop_after = 4;
+  split.quiet = true;
+  run(split);
+  const std::string ckpt = (dir / "bad" / "checkpoints" / "last.ckpt").string();
+  Archive a = Archive::load(ckpt);
+  const std::vector<float> small(6, 0.f);
+  a.put("phi/0", "f32", {2, 3}, small.data(), small.size() * sizeof(float));
+  a.save(ckpt);
+  RunArgs resume;
+  resume.command = Command::MetaTrain;
+  resume.resume_dir = (dir / "bad").string();
+  resume.quiet = true;
+  const std::string err = error_of([&] { run(resume); });
+  EXPECT_NE(err.find(ckpt + ": learned loss tensor 0 has shape [2, 3]"), std::string::npos) << err;
   fs::remove_all(dir);
 }
 
