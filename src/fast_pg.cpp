@@ -2,11 +2,116 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 
 #include "src/blas.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
+
 namespace ml3 {
+
+// ---- small_gemm: AVX-512 products for the fast path --------------------------
+// C[m x n] = op(A)[m x k] op(B)[k x n], all row-major. The register tile is 4
+// rows x 64 columns of C (16 accumulators of 16 floats): each step over k
+// loads 4 vectors of op(B)'s row and broadcasts 4 entries of op(A), so op(A)
+// is read with any strides (transposed for free) and op(B) must have
+// contiguous rows (a transposed B is copied first into a per-thread buffer).
+// The sum over k runs in index order with one fused multiply-add per term, so
+// the result depends only on the operands, not on the tile a row falls into.
+namespace {
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define ML3_SMALL_GEMM_AVX512 1
+// Rows i .. i+R-1 (R = 4 or 1) of C's 64 columns from j: the accumulators are
+// named variables (GCC spills an array of them to memory on every step), and
+// the columns past n are masked (mask 0: loaded as zero, never stored).
+[[gnu::target("avx512f"), gnu::always_inline]] inline void store512(float* row, const __mmask16* mk, __m512 v0,
+                                                                      __m512 v1, __m512 v2, __m512 v3) {
+  _mm512_mask_storeu_ps(row, mk[0], v0);
+  _mm512_mask_storeu_ps(row + 16, mk[1], v1);
+  _mm512_mask_storeu_ps(row + 32, mk[2], v2);
+  _mm512_mask_storeu_ps(row + 48, mk[3], v3);
+}
+
+template <int R>
+[[gnu::target("avx512f")]] void tile512(int k, const float* a, ptrdiff_t sa_i, ptrdiff_t sa_p, const float* b,
+                                        int ldb, const __mmask16* mk, float* c, int ldc) {
+  __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c03 = c00;
+  __m512 c10 = c00, c11 = c00, c12 = c00, c13 = c00, c20 = c00, c21 = c00, c22 = c00, c23 = c00;
+  __m512 c30 = c00, c31 = c00, c32 = c00, c33 = c00;
+  for (int p = 0; p < k; ++p) {
+    const float* bp = b + static_cast<ptrdiff_t>(p) * ldb;
+    const __m512 b0 = _mm512_maskz_loadu_ps(mk[0], bp), b1 = _mm512_maskz_loadu_ps(mk[1], bp + 16);
+    const __m512 b2 = _mm512_maskz_loadu_ps(mk[2], bp + 32), b3 = _mm512_maskz_loadu_ps(mk[3], bp + 48);
+    const float* ap = a + p * sa_p;
+    __m512 x = _mm512_set1_ps(ap[0]);
+    c00 = _mm512_fmadd_ps(x, b0, c00), c01 = _mm512_fmadd_ps(x, b1, c01);
+    c02 = _mm512_fmadd_ps(x, b2, c02), c03 = _mm512_fmadd_ps(x, b3, c03);
+    if (R == 4) {
+      x = _mm512_set1_ps(ap[sa_i]);
+      c10 = _mm512_fmadd_ps(x, b0, c10), c11 = _mm512_fmadd_ps(x, b1, c11);
+      c12 = _mm512_fmadd_ps(x, b2, c12), c13 = _mm512_fmadd_ps(x, b3, c13);
+      x = _mm512_set1_ps(ap[2 * sa_i]);
+      c20 = _mm512_fmadd_ps(x, b0, c20), c21 = _mm512_fmadd_ps(x, b1, c21);
+      c22 = _mm512_fmadd_ps(x, b2, c22), c23 = _mm512_fmadd_ps(x, b3, c23);
+      x = _mm512_set1_ps(ap[3 * sa_i]);
+      c30 = _mm512_fmadd_ps(x, b0, c30), c31 = _mm512_fmadd_ps(x, b1, c31);
+      c32 = _mm512_fmadd_ps(x, b2, c32), c33 = _mm512_fmadd_ps(x, b3, c33);
+    }
+  }
+  store512(c, mk, c00, c01, c02, c03);
+  if (R == 4) {
+    store512(c + ldc, mk, c10, c11, c12, c13);
+    store512(c + 2 * static_cast<ptrdiff_t>(ldc), mk, c20, c21, c22, c23);
+    store512(c + 3 * static_cast<ptrdiff_t>(ldc), mk, c30, c31, c32, c33);
+  }
+}
+
+[[gnu::target("avx512f")]] void gemm512(bool ta, int m, int n, int k, const float* a, int lda, const float* b,
+                                        int ldb, float* c) {
+  const ptrdiff_t sa_i = ta ? 1 : lda, sa_p = ta ? lda : 1;  // op(A)(i, p) = a[i sa_i + p sa_p]
+  for (int j = 0; j < n; j += 64) {
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; ++v) {
+      const int cols = std::max(0, std::min(16, n - j - 16 * v));
+      mk[v] = static_cast<__mmask16>((1u << cols) - 1u);
+    }
+    int i = 0;
+    for (; i + 4 <= m; i += 4) tile512<4>(k, a + i * sa_i, sa_i, sa_p, b + j, ldb, mk, c + i * n + j, n);
+    for (; i < m; ++i) tile512<1>(k, a + i * sa_i, sa_i, sa_p, b + j, ldb, mk, c + i * n + j, n);
+  }
+}
+
+bool cpu_has_avx512() {
+  static const bool has = __builtin_cpu_supports("avx512f");
+  return has;
+}
+#endif
+
+}  // namespace
+
+void small_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c) {
+#ifdef ML3_SMALL_GEMM_AVX512
+  // Narrow outputs (the networks' output layers) fill a vector poorly: BLAS.
+  if (n >= 16 && cpu_has_avx512()) {
+    if (tb) {  // op(B) = B^T: copy it to contiguous rows
+      thread_local std::vector<float> bt;
+      bt.resize(static_cast<size_t>(k) * n);
+      for (int j = 0; j < n; ++j)
+        for (int p = 0; p < k; ++p) bt[static_cast<size_t>(p) * n + j] = b[static_cast<ptrdiff_t>(j) * ldb + p];
+      gemm512(ta, m, n, k, a, lda, bt.data(), n, c);
+    } else {
+      gemm512(ta, m, n, k, a, lda, b, ldb, c);
+    }
+    return;
+  }
+#endif
+  gemm(ta, tb, m, n, k, a, lda, b, ldb, c);
+}
+
 
 SmallMlp::SmallMlp(std::vector<int> sizes, MlpAct act) : sizes_(std::move(sizes)), act_(act), h_(sizes_.size()) {
   for (size_t l = 0; l + 1 < sizes_.size(); ++l) n_params_ += static_cast<size_t>(sizes_[l] + 1) * sizes_[l + 1];
@@ -26,7 +131,7 @@ const float* SmallMlp::forward(const float* flat, const float* x, int rows) {
   std::memcpy(h_[0].data(), x, sizeof(float) * rows * sizes_[0]);
   for (size_t l = 0; l < L; ++l) {
     const MlpLayer p = layer(flat, l);
-    gemm(false, false, rows, p.out, p.in, h_[l].data(), p.in, p.w, p.out, h_[l + 1].data());
+    small_gemm(false, false, rows, p.out, p.in, h_[l].data(), p.in, p.w, p.out, h_[l + 1].data());
     mlp_bias_act(p, act_, l + 1 == L, rows, h_[l + 1].data());
   }
   return h_[L].data();
@@ -43,10 +148,10 @@ void SmallMlp::backward(const float* flat, const float* dy, float* grad) {
   for (size_t l = L; l-- > 0;) {
     const MlpLayer p = layer(flat, l), g = layer(grad, l);
     const Eigen::Map<const RowMatrixXf> D(d_.data(), rows, p.out);
-    gemm(true, false, p.in, p.out, rows, h_[l].data(), p.in, d_.data(), p.out, const_cast<float*>(g.w));
+    small_gemm(true, false, p.in, p.out, rows, h_[l].data(), p.in, d_.data(), p.out, const_cast<float*>(g.w));
     Eigen::Map<Eigen::RowVectorXf>(const_cast<float*>(g.b), p.out) = D.colwise().sum();
     if (l == 0) break;
-    gemm(false, true, rows, p.in, p.out, d_.data(), p.out, p.w, p.out, d_prev_.data());
+    small_gemm(false, true, rows, p.in, p.out, d_.data(), p.out, p.w, p.out, d_prev_.data());
     // Derivative of the activation from its output h = act(u).
     Eigen::Map<RowMatrixXf> dm(d_prev_.data(), rows, p.in);
     const Eigen::Map<const RowMatrixXf> hm(h_[l].data(), rows, p.in);

@@ -1,7 +1,7 @@
 #pragma once
 // The fast path of the policy-gradient learners (pg.backend = fast): the
 // policy and value networks' forward and backward and the REINFORCE / PPO
-// losses written by hand for small matrices (BLAS products, core/small_mlp.h's
+// losses written by hand for small matrices (small_gemm products, core/small_mlp.h's
 // bias and activations), on flat
 // float32 parameter vectors in the layout of the LibTorch parameter lists
 // (policy: W_0, b_0, ..., log_std; value: W_0, b_0, ...). The LibTorch path
@@ -16,10 +16,18 @@ namespace ml3 {
 
 enum class PgLoss { Reinforce, Ppo };
 
+// Row-major C[m x n] = op(A) op(B) for the fast path's small products (the
+// arguments of src/blas.h's gemm). On CPUs with AVX-512 its own kernel
+// (OpenBLAS 0.3.21's default kernels on some AVX-512 CPUs, AMD's among them,
+// are its AVX2 ones, about twice as slow at these sizes); elsewhere, and for
+// outputs narrower than 16 columns, BLAS. Each entry of C is one fused
+// multiply-add chain over k in index order (in the AVX-512 kernel), so a row's
+// result does not depend on m.
+void small_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c);
+
 // An MLP over a flat parameter vector (the layout of core/small_mlp.h) that
-// keeps its activations for one backward pass. The matrix products go to the
-// BLAS LibTorch already uses (OpenBLAS after tools/setup.sh: runtime-dispatched
-// SIMD kernels, one thread as set by torch_threads); bias and activation are
+// keeps its activations for one backward pass. The matrix products are
+// small_gemm's; bias and activation are
 // core/small_mlp.h's. Buffers grow to the largest row count seen and are
 // reused: no allocation per call at a fixed minibatch size.
 class SmallMlp {
