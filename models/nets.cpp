@@ -174,4 +174,32 @@ Params clone_params(const Params& params, bool requires_grad) {
   return out;
 }
 
+template <typename T>
+std::vector<T> flat_params(const Params& params) {
+  std::vector<T> out;
+  for (const Tensor& t : params) {
+    const Tensor c = t.detach().to(torch::CppTypeToScalarType<T>()).contiguous();
+    out.insert(out.end(), c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+  }
+  return out;
+}
+
+template <typename T>
+void set_from_flat(const std::vector<T>& flat, Params& params) {
+  torch::NoGradGuard no_grad;
+  size_t off = 0;
+  for (Tensor& t : params) {
+    if (off + static_cast<size_t>(t.numel()) > flat.size()) throw Error("internal: flat parameter count mismatch");
+    t.detach().copy_(torch::from_blob(const_cast<T*>(flat.data()) + off, t.sizes(),
+                                      torch::TensorOptions().dtype(torch::CppTypeToScalarType<T>())));
+    off += static_cast<size_t>(t.numel());
+  }
+  if (off != flat.size()) throw Error("internal: flat parameter count mismatch");
+}
+
+template std::vector<float> flat_params<float>(const Params&);
+template std::vector<double> flat_params<double>(const Params&);
+template void set_from_flat<float>(const std::vector<float>&, Params&);
+template void set_from_flat<double>(const std::vector<double>&, Params&);
+
 }  // namespace ml3

@@ -109,5 +109,13 @@ Params checked_params(const Archive& a, const std::string& prefix, const Params&
 bool all_finite(const Params& params);
 // Copies of the tensors, detached (optionally requiring grad).
 Params clone_params(const Params& params, bool requires_grad);
+// The tensors as one flat vector (their order, each row-major; converted to T:
+// float or double), and back into existing tensors of the same total size
+// (converted to each tensor's type). The flat form is what the hand-written
+// learners (the fast backend, the mountain car engine) step.
+template <typename T>
+std::vector<T> flat_params(const Params& params);
+template <typename T>
+void set_from_flat(const std::vector<T>& flat, Params& params);
 
 }  // namespace ml3

@@ -185,26 +185,12 @@ MountainCarStep autograd_meta_step(const FunctionalMlp& net, const Params& phi,
   return out;
 }
 
-// phi's tensors <-> one flat vector in core/small_mlp.h's layout (W_0, b_0, ...).
+// phi's tensors as new tensors shaped like `like`, from a flat vector
+// (core/small_mlp.h's layout: W_0, b_0, ...).
 template <typename T>
-std::vector<T> flat_of(const Params& p) {
-  std::vector<T> out;
-  for (const Tensor& t : p) {
-    const Tensor c = t.detach().to(torch::CppTypeToScalarType<T>()).contiguous();
-    out.insert(out.end(), c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
-  }
-  return out;
-}
-template <typename T>
-std::vector<Tensor> tensors_of(const std::vector<T>& flat, const Params& like) {
-  std::vector<Tensor> out;
-  size_t off = 0;
-  for (const Tensor& t : like) {
-    out.push_back(torch::from_blob(const_cast<T*>(flat.data()) + off, t.sizes(),
-                                   torch::TensorOptions().dtype(torch::CppTypeToScalarType<T>()))
-                      .to(t.scalar_type(), /*non_blocking=*/false, /*copy=*/true));
-    off += static_cast<size_t>(t.numel());
-  }
+Params tensors_of(const std::vector<T>& flat, const Params& like) {
+  Params out = clone_params(like, false);
+  set_from_flat(flat, out);
   return out;
 }
 
@@ -214,7 +200,7 @@ class MountainCarMetaTrainer : public Algorithm {
       : cfg_(c), run_dir_(run_dir), s_(c), net_(s_.sizes(), Activation::Elu, true) {
     set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
     like_ = net_.init(mix_seed(s_.seed, kTagLoss));
-    phi_ = flat_of<float>(like_);
+    phi_ = flat_params<float>(like_);
     m_.assign(phi_.size(), 0.f), v_.assign(phi_.size(), 0.f), g_.assign(phi_.size(), 0.f);
     if (s_.eigen)
       engine_ = std::make_unique<MountainCarEngine<float>>(s_.sizes(), s_.horizon, s_.inner_lr, s_.shaping, s_.pool);
@@ -248,7 +234,7 @@ class MountainCarMetaTrainer : public Algorithm {
       for (auto& p : phi) p.set_requires_grad(true);
       std::vector<Tensor> gphi;
       st = autograd_meta_step(net_, phi, pool_, s_, gphi);
-      g_ = flat_of<float>(gphi);
+      g_ = flat_params<float>(gphi);
     }
     double sq = 0;
     for (float v : g_) sq += static_cast<double>(v) * v;
@@ -303,9 +289,9 @@ class MountainCarMetaTrainer : public Algorithm {
     a.put_f64("counters", {static_cast<double>(t_), static_cast<double>(resets_), static_cast<double>(last_eval_)});
   }
   void load(const Archive& a) override {
-    phi_ = flat_of<float>(checked_params(a, "phi/", like_, "learned loss"));
-    m_ = flat_of<float>(checked_params(a, "adam_m/", like_, "Adam moment"));
-    v_ = flat_of<float>(checked_params(a, "adam_v/", like_, "Adam moment"));
+    phi_ = flat_params<float>(checked_params(a, "phi/", like_, "learned loss"));
+    m_ = flat_params<float>(checked_params(a, "adam_m/", like_, "Adam moment"));
+    v_ = flat_params<float>(checked_params(a, "adam_v/", like_, "Adam moment"));
     const std::vector<double> pool = a.get_f64("pool"), ages = a.get_f64("ages"), c = a.get_f64("counters");
     if (pool.size() != 2 * pool_.size() || ages.size() != ages_.size() || c.size() != 3)
       throw Error(a.path() + ": the checkpoint's policy pool does not match mountain_car.pool_size");
@@ -456,7 +442,7 @@ MountainCarStep mountain_car_meta_step(const Config& cfg, bool autograd, const s
   for (auto& t : p) t.set_requires_grad(true);
   std::vector<Tensor> g;
   const MountainCarStep out = autograd_meta_step(net, p, pool, s, g);
-  gphi = flat_of<double>(g);
+  gphi = flat_params<double>(g);
   return out;
 }
 

@@ -3,7 +3,6 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <cstring>
 #include <cmath>
 #include <exception>
 #include <filesystem>
@@ -223,25 +222,6 @@ MlpAct mlp_act(Activation a) {
   return MlpAct::None;
 }
 
-// Tensors <-> one flat float vector (the fast backend's parameters).
-void to_flat(const Params& p, std::vector<float>& flat) {
-  size_t off = 0;
-  for (const auto& t : p) {
-    const Tensor c = t.detach().to(torch::kFloat32).contiguous();
-    if (off + c.numel() > flat.size()) throw Error("internal: fast backend parameter count mismatch");
-    std::memcpy(flat.data() + off, c.data_ptr<float>(), sizeof(float) * c.numel());
-    off += c.numel();
-  }
-  if (off != flat.size()) throw Error("internal: fast backend parameter count mismatch");
-}
-void from_flat(const std::vector<float>& flat, Params& p) {
-  torch::NoGradGuard no_grad;
-  size_t off = 0;
-  for (auto& t : p) {
-    t.detach().copy_(torch::from_blob(const_cast<float*>(flat.data()) + off, t.sizes(), torch::kFloat32));
-    off += t.numel();
-  }
-}
 }  // namespace
 
 ActorCriticUpdate::ActorCriticUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
@@ -291,16 +271,18 @@ Minibatch ActorCriticUpdate::begin(Batch& batch, const Params& pp, const Params&
       *t = t->detach().to(torch::kFloat32).contiguous();
     fast_all_ = {all.obs.data_ptr<float>(),        all.actions.data_ptr<float>(), all.old_logp.data_ptr<float>(),
                  all.advantages.data_ptr<float>(), all.returns.data_ptr<float>(), all.obs.size(0)};
-    to_flat(pp, fast_pp_);
-    to_flat(vp, fast_vp_);
+    fast_pp_ = flat_params<float>(pp);
+    fast_vp_ = flat_params<float>(vp);
+    if (fast_pp_.size() != fast_->policy_params() || fast_vp_.size() != fast_->value_params())
+      throw Error("internal: fast backend parameter count mismatch");
   }
   return all;
 }
 
 void ActorCriticUpdate::end(Params& pp, Params& vp) const {
   if (!fast_) return;
-  from_flat(fast_pp_, pp);
-  from_flat(fast_vp_, vp);
+  set_from_flat(fast_pp_, pp);
+  set_from_flat(fast_vp_, vp);
 }
 
 double ActorCriticUpdate::policy_step(const Objective& objective, const Minibatch& mb, Params& pp, double lr_scale,
@@ -464,6 +446,7 @@ nlohmann::json bench_train(const Config& c, int iterations, double env_seconds, 
   out["update_speedup"] = out["torch"]["update_seconds_per_iteration"].get<double>() /
                           out["fast"]["update_seconds_per_iteration"].get<double>();
   out["blas_kernels"] = blas_kernels();
+  out["fast_products"] = small_gemm_kernel();
   return out;
 }
 
