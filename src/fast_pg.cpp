@@ -93,6 +93,13 @@ bool cpu_has_avx512() {
 
 }  // namespace
 
+const char* small_gemm_kernel() {
+#ifdef ML3_SMALL_GEMM_AVX512
+  if (cpu_has_avx512()) return "own AVX-512 kernel";
+#endif
+  return "BLAS";
+}
+
 void small_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c) {
 #ifdef ML3_SMALL_GEMM_AVX512
   // Narrow outputs (the networks' output layers) fill a vector poorly: BLAS.

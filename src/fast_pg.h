@@ -24,6 +24,8 @@ enum class PgLoss { Reinforce, Ppo };
 // multiply-add chain over k in index order (in the AVX-512 kernel), so a row's
 // result does not depend on m.
 void small_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c);
+// Which products small_gemm runs on this CPU ("own AVX-512 kernel" or "BLAS").
+const char* small_gemm_kernel();
 
 // An MLP over a flat parameter vector (the layout of core/small_mlp.h) that
 // keeps its activations for one backward pass. The matrix products are

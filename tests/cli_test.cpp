@@ -228,6 +228,7 @@ TEST(Cli, BenchTrainJson) {
       EXPECT_GT(j[b][k].get<double>(), 0) << b << " " << k;
   EXPECT_GT(j["update_speedup"].get<double>(), 0);
   EXPECT_FALSE(j.at("blas_kernels").get<std::string>().empty());
+  EXPECT_FALSE(j.at("fast_products").get<std::string>().empty());
   EXPECT_EQ(run_ml3("bench train --iterations 2").code, 2) << "--config is required";
   test::write_file(dir / "bc.yaml", "algorithm: bc\nenv:\n  name: pointmass\n");
   const auto bad = run_ml3("bench train --config " + (dir / "bc.yaml").string() + " --iterations 1");

@@ -128,8 +128,11 @@ void register_meta_commands(CLI::App& app) {
       std::printf("%-8s %14.4f %14.4f %14.4f %16.0f %11.2fx\n", b, r[b]["update_seconds_per_iteration"].get<double>(),
                   r[b]["rollout_seconds_per_iteration"].get<double>(), r[b]["iteration_seconds"].get<double>(),
                   r[b]["train_steps_per_s"].get<double>(), r[b]["vs_batched_env"].get<double>());
-    std::printf("fast update is %.1fx faster than LibTorch; BLAS kernels: %s (OPENBLAS_CORETYPE chooses others)\n",
-                r["update_speedup"].get<double>(), r["blas_kernels"].get<std::string>().c_str());
+    std::printf(
+        "fast update is %.1fx faster than LibTorch; fast path's products: %s; LibTorch's BLAS kernels: %s "
+        "(OPENBLAS_CORETYPE chooses others)\n",
+        r["update_speedup"].get<double>(), r["fast_products"].get<std::string>().c_str(),
+        r["blas_kernels"].get<std::string>().c_str());
   });
 
   // dynamics fit: the model-based reacher's dynamics ensemble (src/mbrl.h).
