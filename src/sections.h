@@ -76,7 +76,8 @@ struct PgSection {
     f("minibatches", minibatches, "minibatches per pass");
     f("backend", backend,
       "how the policy and value networks are updated: torch (LibTorch autograd, the reference) or fast "
-      "(forward, backward and loss by hand on flat float32 parameters, BLAS products, one Adam over the vector: "
+      "(forward, backward and loss by hand on flat float32 parameters, own AVX-512 or BLAS products, one Adam over the "
+      "vector: "
       "the same update to float rounding; docs/fast_pg.md)",
       Choices{{"torch", "fast"}});
   }
