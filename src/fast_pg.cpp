@@ -1,6 +1,7 @@
 #include "src/fast_pg.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -170,6 +171,32 @@ void SmallMlp::backward(const float* flat, const float* dy, float* grad) {
     }
     d_.swap(d_prev_);
   }
+}
+
+GemmTiming time_small_gemm(int m, int n, int k, double seconds) {
+  std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(k) * n), c(static_cast<size_t>(m) * n);
+  for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(i % 17) / 17.f - 0.5f;
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(i % 13) / 13.f - 0.5f;
+  using Clock = std::chrono::steady_clock;
+  const auto best_us = [&](bool own, double budget, double best) {
+    const auto t0 = Clock::now();
+    int reps = 0;
+    do {
+      for (int r = 0; r < 16; ++r, ++reps) {
+        if (own)
+          small_gemm(false, false, m, n, k, a.data(), k, b.data(), n, c.data());
+        else
+          gemm(false, false, m, n, k, a.data(), k, b.data(), n, c.data());
+      }
+    } while (std::chrono::duration<double>(Clock::now() - t0).count() < budget);
+    return std::min(best, std::chrono::duration<double>(Clock::now() - t0).count() / reps * 1e6);
+  };
+  GemmTiming t{1e30, 1e30};
+  for (int round = 0; round < 5; ++round) {
+    t.small_gemm_us = best_us(true, seconds / 10, t.small_gemm_us);
+    t.blas_us = best_us(false, seconds / 10, t.blas_us);
+  }
+  return t;
 }
 
 FastPolicyGradient::FastPolicyGradient(std::vector<int> policy_sizes, MlpAct policy_act, double log_std_min,

@@ -26,6 +26,13 @@ enum class PgLoss { Reinforce, Ppo };
 void small_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c);
 // Which products small_gemm runs on this CPU ("own AVX-512 kernel" or "BLAS").
 const char* small_gemm_kernel();
+// Microseconds per product C[m x n] = A[m x k] B[k x n] with small_gemm and
+// with BLAS on the same operands, each the best of five interleaved rounds
+// within about `seconds` in all (ml3 bench train).
+struct GemmTiming {
+  double small_gemm_us = 0, blas_us = 0;
+};
+GemmTiming time_small_gemm(int m, int n, int k, double seconds);
 
 // An MLP over a flat parameter vector (the layout of core/small_mlp.h) that
 // keeps its activations for one backward pass. The matrix products are

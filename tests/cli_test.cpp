@@ -229,6 +229,7 @@ TEST(Cli, BenchTrainJson) {
   EXPECT_GT(j["update_speedup"].get<double>(), 0);
   EXPECT_FALSE(j.at("blas_kernels").get<std::string>().empty());
   EXPECT_FALSE(j.at("fast_products").get<std::string>().empty());
+  for (const char* k : {"fast", "blas", "ratio"}) EXPECT_GT(j.at("product_100x64x64_us").at(k).get<double>(), 0) << k;
   EXPECT_EQ(run_ml3("bench train --iterations 2").code, 2) << "--config is required";
   test::write_file(dir / "bc.yaml", "algorithm: bc\nenv:\n  name: pointmass\n");
   const auto bad = run_ml3("bench train --config " + (dir / "bc.yaml").string() + " --iterations 1");

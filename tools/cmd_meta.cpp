@@ -133,6 +133,9 @@ void register_meta_commands(CLI::App& app) {
         "(OPENBLAS_CORETYPE chooses others)\n",
         r["update_speedup"].get<double>(), r["fast_products"].get<std::string>().c_str(),
         r["blas_kernels"].get<std::string>().c_str());
+    const auto& g = r["product_100x64x64_us"];
+    std::printf("100x64 by 64x64 product: fast path %.2f us, BLAS %.2f us (%.2fx)\n", g["fast"].get<double>(),
+                g["blas"].get<double>(), g["ratio"].get<double>());
   });
 
   // dynamics fit: the model-based reacher's dynamics ensemble (src/mbrl.h).
