@@ -26,9 +26,6 @@ namespace {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ML3_SMALL_GEMM_AVX512 1
-// Rows i .. i+R-1 (R = 4 or 1) of C's 64 columns from j: the accumulators are
-// named variables (GCC spills an array of them to memory on every step), and
-// the columns past n are masked (mask 0: loaded as zero, never stored).
 [[gnu::target("avx512f"), gnu::always_inline]] inline void store512(float* row, const __mmask16* mk, __m512 v0,
                                                                       __m512 v1, __m512 v2, __m512 v3) {
   _mm512_mask_storeu_ps(row, mk[0], v0);
@@ -37,6 +34,9 @@ namespace {
   _mm512_mask_storeu_ps(row + 48, mk[3], v3);
 }
 
+// Rows i .. i+R-1 (R = 4 or 1) of C's 64 columns from j: the accumulators are
+// named variables (GCC spills an array of them to memory on every step), and
+// the columns past n are masked (mask 0: loaded as zero, never stored).
 template <int R>
 [[gnu::target("avx512f")]] void tile512(int k, const float* a, ptrdiff_t sa_i, ptrdiff_t sa_p, const float* b,
                                         int ldb, const __mmask16* mk, float* c, int ldc) {
@@ -119,7 +119,6 @@ void small_gemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, 
 #endif
   gemm(ta, tb, m, n, k, a, lda, b, ldb, c);
 }
-
 
 SmallMlp::SmallMlp(std::vector<int> sizes, MlpAct act) : sizes_(std::move(sizes)), act_(act), h_(sizes_.size()) {
   for (size_t l = 0; l + 1 < sizes_.size(); ++l) n_params_ += static_cast<size_t>(sizes_[l] + 1) * sizes_[l + 1];
