@@ -236,8 +236,8 @@ ActorCriticUpdate::ActorCriticUpdate(const Config& c, const std::string& prefix,
       value_fast_ = std::make_unique<FastPolicyGradient>(pm.sizes(), mlp_act(pm.activation()), pc.log_std_min,
                                                          pc.log_std_max, m.value_net.sizes(),
                                                          mlp_act(m.value_net.activation()));
-    fast_pp_.resize(fast_->policy_params()), fast_pg_.resize(fast_->policy_params());
-    fast_vp_.resize(fast_->value_params()), fast_vg_.resize(fast_->value_params());
+    // The parameter vectors themselves are filled by begin() (flat_params).
+    fast_pg_.resize(fast_->policy_params()), fast_vg_.resize(fast_->value_params());
   }
 }
 
