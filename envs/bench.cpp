@@ -29,6 +29,32 @@ double best_rate(F fn, int steps_per_round, double seconds) {
 
 }  // namespace
 
+double batched_env_rate(const std::string& name, int batch, int threads, double seconds) {
+  const Config options(find_env(name).schema);
+  VecEnv venv(name, options, batch, threads);
+  const EnvSpec& spec = venv.spec();
+  const int ad = spec.act_dim;
+  const Task task = sample_tasks(*make_env(name, options), Split::Test, 0, 1)[0];
+  std::vector<uint64_t> seeds(batch);
+  std::vector<Task> tasks(batch, task);
+  for (int i = 0; i < batch; ++i) seeds[i] = i;
+  std::vector<double> vobs(batch * spec.obs_dim), vact(batch * ad), vrew(batch);
+  std::vector<uint8_t> vterm(batch), vtrunc(batch);
+  std::vector<StepInfo> vinfo(batch);
+  Rng rng(7);
+  for (int i = 0; i < batch; ++i)
+    for (int j = 0; j < ad; ++j) vact[i * ad + j] = rng.uniform(spec.act_low[j], spec.act_high[j]);
+  venv.reset(seeds, tasks, vobs.data());
+  int vt = 0;
+  auto batched = [&](int steps) {
+    for (int s = 0; s < steps; ++s) {
+      venv.step(vact.data(), vobs.data(), vrew.data(), vterm.data(), vtrunc.data(), vinfo.data());
+      if (++vt == spec.episode_steps) vt = 0, venv.reset(seeds, tasks, vobs.data());
+    }
+  };
+  return batch * best_rate(batched, 100, seconds);
+}
+
 BenchRow bench_env(const std::string& name, double seconds, int batch) {
   BenchRow row;
   row.env = name;
@@ -83,26 +109,8 @@ BenchRow bench_env(const std::string& name, double seconds, int batch) {
   mj_deleteData(d);
 
   // Batched: `batch` envs in lockstep on 1 and 2 threads.
-  for (int threads : {1, 2}) {
-    VecEnv venv(name, options, batch, threads);
-    std::vector<uint64_t> seeds(batch);
-    std::vector<Task> tasks(batch, task);
-    for (int i = 0; i < batch; ++i) seeds[i] = i;
-    std::vector<double> vobs(batch * spec.obs_dim), vact(batch * ad), vrew(batch);
-    std::vector<uint8_t> vterm(batch), vtrunc(batch);
-    std::vector<StepInfo> vinfo(batch);
-    for (int i = 0; i < batch * ad; ++i) vact[i] = actions[i % (n_actions * ad)];
-    venv.reset(seeds, tasks, vobs.data());
-    int vt = 0;
-    auto batched = [&](int steps) {
-      for (int s = 0; s < steps; ++s) {
-        venv.step(vact.data(), vobs.data(), vrew.data(), vterm.data(), vtrunc.data(), vinfo.data());
-        if (++vt == spec.episode_steps) vt = 0, venv.reset(seeds, tasks, vobs.data());
-      }
-    };
-    const double rate = batch * best_rate(batched, 100, seconds / 2);
-    (threads == 1 ? row.batched_sps_1 : row.batched_sps_2) = rate;
-  }
+  row.batched_sps_1 = batched_env_rate(name, batch, 1, seconds / 2);
+  row.batched_sps_2 = batched_env_rate(name, batch, 2, seconds / 2);
   return row;
 }
 

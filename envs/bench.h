@@ -17,4 +17,8 @@ struct BenchRow {
 // Measures environment `name` (default options) for about `seconds`.
 BenchRow bench_env(const std::string& name, double seconds, int batch);
 
+// Env steps per second of `batch` envs of `name` (default options) stepped in
+// lockstep on `threads` threads, fastest round over about `seconds`.
+double batched_env_rate(const std::string& name, int batch, int threads, double seconds);
+
 }  // namespace ml3

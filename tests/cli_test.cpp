@@ -223,9 +223,20 @@ TEST(Cli, BenchTrainJson) {
   ASSERT_EQ(r.code, 0) << r.out;
   const auto j = last_json(r.out);
   EXPECT_GT(j["batched_env_steps_per_s_2_threads"].get<double>(), 0);
-  for (const char* b : {"torch", "fast"})
-    for (const char* k : {"update_seconds_per_iteration", "rollout_seconds_per_iteration", "train_steps_per_s", "vs_batched_env"})
+  // Each backend is compared with the env rate measured right before and
+  // right after its own iterations, not with one measurement before both.
+  const auto& m = j.at("batched_env_measurements");
+  ASSERT_EQ(m.size(), 3u);
+  int i = 0;
+  for (const char* b : {"torch", "fast"}) {
+    for (const char* k : {"update_seconds_per_iteration", "rollout_seconds_per_iteration", "train_steps_per_s",
+                          "batched_env_steps_per_s", "vs_batched_env"})
       EXPECT_GT(j[b][k].get<double>(), 0) << b << " " << k;
+    EXPECT_DOUBLE_EQ(j[b]["batched_env_steps_per_s"].get<double>(), 0.5 * (m[i].get<double>() + m[i + 1].get<double>())) << b;
+    EXPECT_DOUBLE_EQ(j[b]["vs_batched_env"].get<double>(),
+                     j[b]["train_steps_per_s"].get<double>() / j[b]["batched_env_steps_per_s"].get<double>()) << b;
+    ++i;
+  }
   EXPECT_GT(j["update_speedup"].get<double>(), 0);
   EXPECT_FALSE(j.at("blas_kernels").get<std::string>().empty());
   EXPECT_FALSE(j.at("fast_products").get<std::string>().empty());

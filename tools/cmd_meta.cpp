@@ -118,16 +118,20 @@ void register_meta_commands(CLI::App& app) {
       std::cout << r.dump(2) << "\n";
       return;
     }
-    std::printf("%s %s, %d iterations x %d episodes, %d env threads; batched env (%d envs, 2 threads): %.0f steps/s\n",
-                r["env"].get<std::string>().c_str(), r["algorithm"].get<std::string>().c_str(), bt.iterations,
-                r["episodes_per_iteration"].get<int>(), r["threads"].get<int>(), bt.env_batch,
-                r["batched_env_steps_per_s_2_threads"].get<double>());
-    std::printf("%-8s %14s %14s %14s %16s %12s\n", "backend", "update s/it", "rollout s/it", "iteration s", "train steps/s",
-                "vs env");
+    const auto& m = r["batched_env_measurements"];
+    std::printf(
+        "%s %s, %d iterations x %d episodes, %d env threads; batched env (%d envs, 2 threads): %.0f / %.0f / %.0f "
+        "steps/s before, between and after the backends\n",
+        r["env"].get<std::string>().c_str(), r["algorithm"].get<std::string>().c_str(), bt.iterations,
+        r["episodes_per_iteration"].get<int>(), r["threads"].get<int>(), bt.env_batch, m[0].get<double>(),
+        m[1].get<double>(), m[2].get<double>());
+    std::printf("%-8s %14s %14s %14s %16s %14s %12s\n", "backend", "update s/it", "rollout s/it", "iteration s",
+                "train steps/s", "env steps/s", "vs env");
     for (const char* b : {"torch", "fast"})
-      std::printf("%-8s %14.4f %14.4f %14.4f %16.0f %11.2fx\n", b, r[b]["update_seconds_per_iteration"].get<double>(),
+      std::printf("%-8s %14.4f %14.4f %14.4f %16.0f %14.0f %11.2fx\n", b, r[b]["update_seconds_per_iteration"].get<double>(),
                   r[b]["rollout_seconds_per_iteration"].get<double>(), r[b]["iteration_seconds"].get<double>(),
-                  r[b]["train_steps_per_s"].get<double>(), r[b]["vs_batched_env"].get<double>());
+                  r[b]["train_steps_per_s"].get<double>(), r[b]["batched_env_steps_per_s"].get<double>(),
+                  r[b]["vs_batched_env"].get<double>());
     std::printf(
         "fast update is %.1fx faster than LibTorch; fast path's products: %s; LibTorch's BLAS kernels: %s "
         "(OPENBLAS_CORETYPE chooses others)\n",
