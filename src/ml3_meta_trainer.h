@@ -73,6 +73,10 @@ class Ml3MetaTrainer : public Algorithm {
       throw Error("config: key 'shaping.target_fit_steps' needs loss.target: true");
     if (shaping_.target_fit_steps > 0 && !labels_ && !demo_obs_.defined())
       throw Error("config: key 'shaping.target_fit_steps' needs shaping.demos or shaping.expert_labels");
+    if (!shaping_.target_meta_gradient && (!loss_.has_target() || (shaping_.target_fit_steps == 0 &&
+                                                                   lsec_.target_prefit_steps == 0)))
+      throw Error("config: key 'shaping.target_meta_gradient' false needs loss.target: true and "
+                  "shaping.target_fit_steps > 0 or loss.target_prefit_steps > 0 (nothing else would train T)");
     if (loss_.has_target()) target_adam_ = Adam(loss_.target_params(phi_), 1e-8);
     if (lsec_.target_prefit_steps > 0) prefit_target();
     inner_ = InnerOptimizer::named(meta_.inner_optimizer, meta_.inner_lr, meta_.steps_per_batch);
@@ -133,6 +137,10 @@ class Ml3MetaTrainer : public Algorithm {
     double gn = NAN;
     if (ok > 0) {
       for (auto& t : acc) t = t / static_cast<double>(ok);
+      // Fitted, not meta-trained: T's part of the meta-gradient is dropped
+      // (Adam's moments of it stay zero, so T moves only by target fitting).
+      if (!shaping_.target_meta_gradient)
+        for (auto& t : loss_.target_params(acc)) t.zero_();
       gn = clip_grad_norm(acc, meta_.max_grad_norm);
       if (std::isfinite(gn)) adam_.step(phi_, acc, meta_.outer_lr);
       else ++skipped;

@@ -219,6 +219,7 @@ struct ShapingSection {
   bool expert_labels = false;
   int target_fit_steps = 0;
   double target_fit_lr = 1e-3;
+  bool target_meta_gradient = true;
   int buffer_rows = 200000;
   template <class F>
   void fields(F& f) {
@@ -244,6 +245,9 @@ struct ShapingSection {
       Bounds::at_least(0));
     f("target_fit_lr", target_fit_lr, "learning rate of those steps (and of loss.target_prefit_steps)",
       Bounds::in(0.0, 1.0, true));
+    f("target_meta_gradient", target_meta_gradient,
+      "the meta-gradient trains the loss's target network T too (false: only the target-fitting steps "
+      "(target_fit_steps, loss.target_prefit_steps) train T, the meta-gradient the rest of the loss)");
     f("buffer_rows", buffer_rows, "expert-labelled visited states kept for fitting the target (the most recent)",
       Bounds::at_least(1));
   }

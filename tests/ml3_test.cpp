@@ -726,6 +726,48 @@ TEST(MetaTrain, ExpertLabelShapingFitsTheTargetAndResumesExactly) {
             std::string::npos);
 }
 
+// shaping.target_meta_gradient: false: the target network T moves only by
+// target fitting, so with a demonstrations file (the same rows whatever the
+// loss does) T ends the same for any outer learning rate, while the rest of
+// the loss does not. With the default (true) the meta-gradient moves T too.
+TEST(MetaTrain, TargetOutsideTheMetaGradientIsFittedOnly) {
+  const auto root = test::temp_dir("targetfitonly");
+  save_demos((root / "pm.demos").string(),
+             record_demos("pointmass", Config(find_env("pointmass").schema), Split::Train, 40, 0, 2, 0.3));
+  RunArgs a;
+  a.config_path = write_cfg(root).string();
+  a.quiet = true;
+  auto params = [&](bool meta_gradient, const std::string& outer_lr) {
+    a.overrides = tiny_meta({"loss.target=true", "loss.target_hidden=8", "shaping.target_fit_steps=3",
+                             "shaping.demo_rows=64", "shaping.demos=" + (root / "pm.demos").string(),
+                             "meta.inner_optimizer=adam", "meta.steps_per_batch=2", "meta.inner_lr=1e-3",
+                             "meta.outer_lr=" + outer_lr,
+                             std::string("shaping.target_meta_gradient=") + (meta_gradient ? "true" : "false")});
+    a.out_dir = (root / ("m" + std::to_string(meta_gradient) + "_" + outer_lr)).string();
+    meta_train(a);
+    Params phi;
+    const LearnedLoss loss = LearnedLoss::load((std::filesystem::path(a.out_dir) / "loss.ml3").string(), &phi);
+    const Params t = loss.target_params(phi);
+    return std::make_pair(Params(phi.begin(), phi.end() - static_cast<std::ptrdiff_t>(t.size())), t);
+  };
+  auto same = [](const Params& x, const Params& y) {
+    for (size_t i = 0; i < x.size(); ++i)
+      if (!torch::equal(x[i], y[i])) return false;
+    return true;
+  };
+  const auto [rest_small, target_small] = params(false, "1e-4");
+  const auto [rest_large, target_large] = params(false, "1e-2");
+  EXPECT_TRUE(same(target_small, target_large));
+  EXPECT_FALSE(same(rest_small, rest_large));
+  const auto [rest_small_m, target_small_m] = params(true, "1e-4");
+  const auto [rest_large_m, target_large_m] = params(true, "1e-2");
+  EXPECT_FALSE(same(target_small_m, target_large_m));
+  // Nothing else trains T without fitting steps: refused with the key's name.
+  a.overrides = tiny_meta({"loss.target=true", "shaping.target_meta_gradient=false"});
+  a.out_dir = (root / "bad").string();
+  EXPECT_NE(error_of([&] { meta_train(a); }).find("'shaping.target_meta_gradient' false needs"), std::string::npos);
+}
+
 // The sanity check of demonstration shaping: a loss whose target is fitted to
 // (perturbed) expert demonstrations must train a fresh policy to the goals in
 // a few batches -- if a learned loss cannot pass on a known target, it cannot
