@@ -27,23 +27,30 @@ double best_rate(F fn, int steps_per_round, double seconds) {
   return best;
 }
 
+// `n` random actions within the spec's bounds (row-major, n x act_dim), the
+// same sequence for every measurement.
+std::vector<double> random_actions(const EnvSpec& spec, int n) {
+  std::vector<double> actions(static_cast<size_t>(n) * spec.act_dim);
+  Rng rng(7);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < spec.act_dim; ++j) actions[i * spec.act_dim + j] = rng.uniform(spec.act_low[j], spec.act_high[j]);
+  return actions;
+}
+
 }  // namespace
 
 double batched_env_rate(const std::string& name, int batch, int threads, double seconds) {
   const Config options(find_env(name).schema);
   VecEnv venv(name, options, batch, threads);
   const EnvSpec& spec = venv.spec();
-  const int ad = spec.act_dim;
-  const Task task = sample_tasks(*make_env(name, options), Split::Test, 0, 1)[0];
+  const Task task = sample_tasks(venv.env(0), Split::Test, 0, 1)[0];
   std::vector<uint64_t> seeds(batch);
   std::vector<Task> tasks(batch, task);
   for (int i = 0; i < batch; ++i) seeds[i] = i;
-  std::vector<double> vobs(batch * spec.obs_dim), vact(batch * ad), vrew(batch);
+  std::vector<double> vobs(batch * spec.obs_dim), vrew(batch);
+  const std::vector<double> vact = random_actions(spec, batch);
   std::vector<uint8_t> vterm(batch), vtrunc(batch);
   std::vector<StepInfo> vinfo(batch);
-  Rng rng(7);
-  for (int i = 0; i < batch; ++i)
-    for (int j = 0; j < ad; ++j) vact[i * ad + j] = rng.uniform(spec.act_low[j], spec.act_high[j]);
   venv.reset(seeds, tasks, vobs.data());
   int vt = 0;
   auto batched = [&](int steps) {
@@ -64,10 +71,7 @@ BenchRow bench_env(const std::string& name, double seconds, int batch) {
   const int ad = spec.act_dim;
   // Pre-drawn random actions shared by both loops.
   const int n_actions = 4096;
-  std::vector<double> actions(n_actions * ad);
-  Rng rng(7);
-  for (int i = 0; i < n_actions; ++i)
-    for (int j = 0; j < ad; ++j) actions[i * ad + j] = rng.uniform(spec.act_low[j], spec.act_high[j]);
+  const std::vector<double> actions = random_actions(spec, n_actions);
   const Task task = sample_tasks(*env, Split::Test, 0, 1)[0];
 
   // Ours: Env::step (validation, clipping, frame skip, kinematics, obs, reward).
