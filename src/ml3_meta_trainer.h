@@ -69,6 +69,10 @@ class Ml3MetaTrainer : public Algorithm {
     fresh_ = meta_.schedule == "fresh";
     if (!shaping_.demos.empty()) load_demonstrations();
     labels_ = shaping_.expert_labels;
+    if (shaping_.target_labels && (labels_ || !demo_obs_.defined() || !loss_.has_target() ||
+                                   (shaping_.target_fit_steps == 0 && lsec_.target_prefit_steps == 0)))
+      throw Error("config: key 'shaping.target_labels' true needs shaping.demos, loss.target: true, "
+                  "shaping.target_fit_steps > 0 or loss.target_prefit_steps > 0, and shaping.expert_labels: false");
     if (shaping_.target_fit_steps > 0 && !loss_.has_target())
       throw Error("config: key 'shaping.target_fit_steps' needs loss.target: true");
     if (shaping_.target_fit_steps > 0 && !labels_ && !demo_obs_.defined())
@@ -225,7 +229,11 @@ class Ml3MetaTrainer : public Algorithm {
                 {"seed", seed_},
                 {"run", run_dir},
                 {"shaped", shaped()},
-                {"shaping", labels_ ? "expert_labels" : demo_obs_.defined() ? "demos" : "none"},
+                {"shaping", labels_                  ? "expert_labels"
+                            : shaping_.target_labels ? "demos_target_labels"
+                            : demo_obs_.defined()    ? "demos"
+                                                     : "none"},
+                {"target_meta_gradient", shaping_.target_meta_gradient},
                 {"inner_optimizer", meta_.inner_optimizer},
                 {"steps_per_batch", meta_.steps_per_batch}});
   }
@@ -310,11 +318,13 @@ class Ml3MetaTrainer : public Algorithm {
     if (shaped()) {
       lt = shaping_.rl_weight * lt;
       // Shaping: the updated policy's squared action error on demonstrated
-      // states, or with expert labels on the states it visits itself. It
-      // depends on phi through theta_k (the inner steps), so its gradient
-      // reaches the loss exactly as the task loss's does.
-      const Tensor err = labels_ ? visited_imitation_error(theta_k, flatten_batch(b2))
-                                 : imitation_error(theta_k, mix_seed(t.tseed, 3));
+      // states, or on the states it visits itself with expert labels or the
+      // target network's (held constant). It depends on phi through theta_k
+      // (the inner steps), so its gradient reaches the loss exactly as the
+      // task loss's does.
+      const Tensor err = labels_                  ? visited_imitation_error(theta_k, flatten_batch(b2))
+                         : shaping_.target_labels ? target_labelled_error(theta_k, flatten_batch(b2))
+                                                  : imitation_error(theta_k, mix_seed(t.tseed, 3));
       s->v[10] += err.item<double>();
       if (weight > 0) lt = lt + weight * err;
     }
@@ -444,6 +454,16 @@ class Ml3MetaTrainer : public Algorithm {
   // mean over the rows of `mb` of |mean_theta(s) - expert(s)|^2.
   Tensor visited_imitation_error(const Params& theta, const Minibatch& mb) const {
     return squared_action_error(models_.policy.mean(mb.obs, theta), mb.expert);
+  }
+  // mean over the rows of `mb` of |mean_theta(s) - T(s)|^2, the loss's target
+  // network T a constant label here (no meta-gradient through the labels).
+  Tensor target_labelled_error(const Params& theta, const Minibatch& mb) const {
+    Tensor labels;
+    {
+      torch::NoGradGuard ng;
+      labels = loss_.target(mb.obs, phi_).detach();
+    }
+    return squared_action_error(models_.policy.mean(mb.obs, theta), labels);
   }
   bool shaped() const { return labels_ || demo_obs_.defined(); }
 

@@ -217,6 +217,7 @@ struct ShapingSection {
   int anneal_iterations = 0;
   int demo_rows = 1024;
   bool expert_labels = false;
+  bool target_labels = false;
   int target_fit_steps = 0;
   double target_fit_lr = 1e-3;
   bool target_meta_gradient = true;
@@ -227,6 +228,10 @@ struct ShapingSection {
     f("expert_labels", expert_labels,
       "label every state the pool policies visit with the scripted expert's action (DAgger-style shaping, "
       "meta-train time only): the imitation term is then taken on the updated policy's own states");
+    f("target_labels", target_labels,
+      "label the states the updated policy visits with the loss's own target network T (loss.target, fitted to "
+      "shaping.demos) instead of taking the imitation term on the demonstrated states: on-policy imitation "
+      "without an expert (needs shaping.demos, loss.target and target fitting; not with expert_labels)");
     f("imitation_weight", imitation_weight,
       "weight beta of the imitation term beta * |mean_theta'(s_demo) - a_demo|^2 in the task loss",
       Bounds::at_least(0.0));

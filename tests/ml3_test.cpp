@@ -768,6 +768,63 @@ TEST(MetaTrain, TargetOutsideTheMetaGradientIsFittedOnly) {
   EXPECT_NE(error_of([&] { meta_train(a); }).find("'shaping.target_meta_gradient' false needs"), std::string::npos);
 }
 
+// shaping.target_labels: the imitation term is taken on the states the
+// updated policy visits, labelled by the loss's own (fitted) target network:
+// its error series is not the demonstrated-states one, it alone (rl_weight 0)
+// still reaches the loss through the inner steps, the loss file says so, and
+// it is refused where there is no fitted target or with expert labels.
+TEST(MetaTrain, TargetLabelledShapingImitatesTheTargetOnVisitedStates) {
+  const auto root = test::temp_dir("targetlabels");
+  save_demos((root / "pm.demos").string(),
+             record_demos("pointmass", Config(find_env("pointmass").schema), Split::Train, 40, 0, 2, 0.3));
+  RunArgs a;
+  a.config_path = write_cfg(root).string();
+  a.quiet = true;
+  auto run = [&](const std::string& name, std::vector<std::string> extra) {
+    std::vector<std::string> o = {"loss.target=true", "loss.target_hidden=8", "shaping.target_fit_steps=3",
+                                  "shaping.demo_rows=64", "shaping.demos=" + (root / "pm.demos").string(),
+                                  "meta.inner_optimizer=adam", "meta.steps_per_batch=2", "meta.inner_lr=1e-3",
+                                  "shaping.target_meta_gradient=false"};
+    o.insert(o.end(), extra.begin(), extra.end());
+    a.overrides = tiny_meta(o);
+    a.out_dir = (root / name).string();
+    meta_train(a);
+    std::vector<double> err;
+    std::ifstream in(root / name / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) err.push_back(nlohmann::json::parse(line)["imitation_error"]);
+    return err;
+  };
+  const auto on_demos = run("demos", {});
+  const auto on_visited = run("visited", {"shaping.target_labels=true"});
+  ASSERT_EQ(on_visited.size(), 6u);
+  EXPECT_NE(on_demos, on_visited);
+  nlohmann::json meta;
+  Params phi;
+  LearnedLoss::load((root / "visited" / "loss.ml3").string(), &phi, &meta);
+  EXPECT_EQ(meta["shaped"], true);
+  EXPECT_EQ(meta["shaping"], "demos_target_labels");
+  EXPECT_EQ(meta["target_meta_gradient"], false);
+  // The term alone moves the (non-target) loss: two outer learning rates differ.
+  auto rest = [&](const std::string& name) {
+    Params p;
+    const LearnedLoss loss = LearnedLoss::load((root / name / "loss.ml3").string(), &p);
+    return Params(p.begin(), p.end() - static_cast<std::ptrdiff_t>(loss.target_params(p).size()));
+  };
+  run("small", {"shaping.target_labels=true", "shaping.rl_weight=0", "meta.outer_lr=1e-4"});
+  run("large", {"shaping.target_labels=true", "shaping.rl_weight=0", "meta.outer_lr=1e-2"});
+  const Params small = rest("small"), large = rest("large");
+  bool differ = false;
+  for (size_t i = 0; i < small.size(); ++i) differ = differ || !torch::equal(small[i], large[i]);
+  EXPECT_TRUE(differ);
+  for (const std::string bad : {"shaping.expert_labels=true", "shaping.demos=", "shaping.target_fit_steps=0"}) {
+    a.force = true;
+    EXPECT_NE(error_of([&] { run("bad", {"shaping.target_labels=true", bad}); })
+                  .find("'shaping.target_labels' true needs shaping.demos"),
+              std::string::npos)
+        << bad;
+  }
+}
+
 // The sanity check of demonstration shaping: a loss whose target is fitted to
 // (perturbed) expert demonstrations must train a fresh policy to the goals in
 // a few batches -- if a learned loss cannot pass on a known target, it cannot
