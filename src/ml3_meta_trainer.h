@@ -461,7 +461,7 @@ class Ml3MetaTrainer : public Algorithm {
     Tensor labels;
     {
       torch::NoGradGuard ng;
-      labels = loss_.target(mb.obs, phi_).detach();
+      labels = loss_.target(mb.obs, phi_);
     }
     return squared_action_error(models_.policy.mean(mb.obs, theta), labels);
   }

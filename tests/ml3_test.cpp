@@ -726,6 +726,19 @@ TEST(MetaTrain, ExpertLabelShapingFitsTheTargetAndResumesExactly) {
             std::string::npos);
 }
 
+// A loss file's parameters: the rest of the loss, then its target network T.
+std::pair<Params, Params> rest_and_target(const fs::path& loss_file) {
+  Params phi;
+  const LearnedLoss loss = LearnedLoss::load(loss_file.string(), &phi);
+  const Params t = loss.target_params(phi);
+  return {Params(phi.begin(), phi.end() - static_cast<std::ptrdiff_t>(t.size())), t};
+}
+bool same_params(const Params& x, const Params& y) {
+  for (size_t i = 0; i < x.size(); ++i)
+    if (!torch::equal(x[i], y[i])) return false;
+  return true;
+}
+
 // shaping.target_meta_gradient: false: the target network T moves only by
 // target fitting, so with a demonstrations file (the same rows whatever the
 // loss does) T ends the same for any outer learning rate, while the rest of
@@ -745,23 +758,15 @@ TEST(MetaTrain, TargetOutsideTheMetaGradientIsFittedOnly) {
                              std::string("shaping.target_meta_gradient=") + (meta_gradient ? "true" : "false")});
     a.out_dir = (root / ("m" + std::to_string(meta_gradient) + "_" + outer_lr)).string();
     meta_train(a);
-    Params phi;
-    const LearnedLoss loss = LearnedLoss::load((std::filesystem::path(a.out_dir) / "loss.ml3").string(), &phi);
-    const Params t = loss.target_params(phi);
-    return std::make_pair(Params(phi.begin(), phi.end() - static_cast<std::ptrdiff_t>(t.size())), t);
-  };
-  auto same = [](const Params& x, const Params& y) {
-    for (size_t i = 0; i < x.size(); ++i)
-      if (!torch::equal(x[i], y[i])) return false;
-    return true;
+    return rest_and_target(fs::path(a.out_dir) / "loss.ml3");
   };
   const auto [rest_small, target_small] = params(false, "1e-4");
   const auto [rest_large, target_large] = params(false, "1e-2");
-  EXPECT_TRUE(same(target_small, target_large));
-  EXPECT_FALSE(same(rest_small, rest_large));
+  EXPECT_TRUE(same_params(target_small, target_large));
+  EXPECT_FALSE(same_params(rest_small, rest_large));
   const auto [rest_small_m, target_small_m] = params(true, "1e-4");
   const auto [rest_large_m, target_large_m] = params(true, "1e-2");
-  EXPECT_FALSE(same(target_small_m, target_large_m));
+  EXPECT_FALSE(same_params(target_small_m, target_large_m));
   // Nothing else trains T without fitting steps: refused with the key's name.
   a.overrides = tiny_meta({"loss.target=true", "shaping.target_meta_gradient=false"});
   a.out_dir = (root / "bad").string();
@@ -805,17 +810,10 @@ TEST(MetaTrain, TargetLabelledShapingImitatesTheTargetOnVisitedStates) {
   EXPECT_EQ(meta["shaping"], "demos_target_labels");
   EXPECT_EQ(meta["target_meta_gradient"], false);
   // The term alone moves the (non-target) loss: two outer learning rates differ.
-  auto rest = [&](const std::string& name) {
-    Params p;
-    const LearnedLoss loss = LearnedLoss::load((root / name / "loss.ml3").string(), &p);
-    return Params(p.begin(), p.end() - static_cast<std::ptrdiff_t>(loss.target_params(p).size()));
-  };
   run("small", {"shaping.target_labels=true", "shaping.rl_weight=0", "meta.outer_lr=1e-4"});
   run("large", {"shaping.target_labels=true", "shaping.rl_weight=0", "meta.outer_lr=1e-2"});
-  const Params small = rest("small"), large = rest("large");
-  bool differ = false;
-  for (size_t i = 0; i < small.size(); ++i) differ = differ || !torch::equal(small[i], large[i]);
-  EXPECT_TRUE(differ);
+  EXPECT_FALSE(same_params(rest_and_target(root / "small" / "loss.ml3").first,
+                           rest_and_target(root / "large" / "loss.ml3").first));
   for (const std::string bad : {"shaping.expert_labels=true", "shaping.demos=", "shaping.target_fit_steps=0"}) {
     a.force = true;
     EXPECT_NE(error_of([&] { run("bad", {"shaping.target_labels=true", bad}); })
