@@ -44,6 +44,21 @@ runtime::Activation runtime_activation(const std::string& name) {
   throw Error("unknown activation '" + name + "'");
 }
 
+// What a policy file says about its environment: the spec and the options.
+runtime::PolicyData env_part(const std::string& env_name, const Config& env_opts, const EnvSpec& spec) {
+  runtime::PolicyData d;
+  d.env = env_name;
+  d.obs_dim = static_cast<uint32_t>(spec.obs_dim);
+  d.act_dim = static_cast<uint32_t>(spec.act_dim);
+  d.obs_names = spec.obs_names;
+  d.act_low = spec.act_low;
+  d.act_high = spec.act_high;
+  d.control_period = spec.timestep * spec.frame_skip;
+  d.episode_steps = static_cast<uint32_t>(spec.episode_steps);
+  for (const auto& [k, v] : env_opts.values()) d.env_options += k + "=" + v + "\n";
+  return d;
+}
+
 }  // namespace
 
 runtime::PolicyData policy_from_checkpoint(const Archive& a) {
@@ -70,16 +85,7 @@ runtime::PolicyData policy_from_checkpoint(const Archive& a) {
   const auto ps = read<PolicySection>(cfg, "policy.");
   const EnvSpec spec = make_env(env_name, env_opts)->spec();
 
-  runtime::PolicyData d;
-  d.env = env_name;
-  d.obs_dim = static_cast<uint32_t>(spec.obs_dim);
-  d.act_dim = static_cast<uint32_t>(spec.act_dim);
-  d.obs_names = spec.obs_names;
-  d.act_low = spec.act_low;
-  d.act_high = spec.act_high;
-  d.control_period = spec.timestep * spec.frame_skip;
-  d.episode_steps = static_cast<uint32_t>(spec.episode_steps);
-  for (const auto& [k, v] : env_opts.values()) d.env_options += k + "=" + v + "\n";
+  runtime::PolicyData d = env_part(env_name, env_opts, spec);
   d.source = fmt::format("algorithm={}\niteration={}\nenv_steps={}\n", algorithm, meta.value("iteration", 0),
                          meta.value("env_steps", int64_t{0}));
 
@@ -120,14 +126,65 @@ std::string checkpoint_of(const std::string& run_dir, const std::string& checkpo
   return checkpoint.empty() ? (fs::path(run_dir) / "checkpoints" / "last.ckpt").string() : checkpoint;
 }
 
+runtime::PolicyData policy_from_loss_target(const Archive& a) {
+  const std::string& path = a.path();
+  const auto& meta = a.meta();
+  if (!meta.contains("spec")) throw Error(path + ": no loss spec; not a loss file of ml3 meta-train");
+  const auto& spec = meta.at("spec");
+  const auto target_hidden = spec.value("target_hidden", std::vector<int>{});
+  if (target_hidden.empty())
+    throw Error(path + ": this loss has no target network (meta-trained without loss.target); nothing to export");
+  const std::string env_name = meta.value("env", std::string());
+  if (env_name.empty()) throw Error(path + ": the loss file does not name its environment (meta key 'env')");
+  // The environment with its default options (a loss file does not record
+  // the meta-training's env.* options).
+  const Config env_opts(find_env(env_name).schema);
+  const EnvSpec es = make_env(env_name, env_opts)->spec();
+  if (spec.at("obs_dim").get<int>() != es.obs_dim || spec.at("act_dim").get<int>() != es.act_dim)
+    throw Error(fmt::format("{}: a loss for {} observations and {} actions; {} has {} and {}", path,
+                            spec.at("obs_dim").get<int>(), spec.at("act_dim").get<int>(), env_name, es.obs_dim,
+                            es.act_dim));
+  runtime::PolicyData d = env_part(env_name, env_opts, es);
+  d.source = fmt::format("loss_target={}\nmeta_iteration={}\n", path, meta.value("meta_iteration", 0));
+  d.activation = runtime_activation(spec.at("activation").get<std::string>());
+  d.sizes.push_back(d.obs_dim);
+  for (int h : target_hidden) d.sizes.push_back(static_cast<uint32_t>(h));
+  d.sizes.push_back(d.act_dim);
+  // phi = the loss network's tensors (weight, bias per layer), then T's.
+  const size_t first = 2 * (spec.at("hidden").size() + 1);
+  std::string network = "the target network " + std::to_string(d.obs_dim);
+  for (int h : target_hidden) network += "-" + std::to_string(h);
+  network += "-" + std::to_string(d.act_dim);
+  for (size_t l = 0; l + 1 < d.sizes.size(); ++l) {
+    const int64_t in = d.sizes[l], out = d.sizes[l + 1];
+    for (int part = 0; part < 2; ++part) {
+      const std::string name = "phi/" + std::to_string(first + 2 * l + part);
+      const std::vector<int64_t> shape = part ? std::vector<int64_t>{out} : std::vector<int64_t>{in, out};
+      if (!a.has(name)) throw Error(fmt::format("{}: entry {} of {} is missing", path, name, network));
+      const Blob& b = a.get(name);
+      if (b.dtype != "f32" || b.shape != shape)
+        throw Error(fmt::format("{}: entry {} is {} {}, {} expects f32 {}", path, name, b.dtype, shape_text(b.shape),
+                                network, shape_text(shape)));
+      std::vector<float> v(b.numel());
+      std::memcpy(v.data(), b.bytes.data(), b.bytes.size());
+      (part ? d.biases : d.weights).push_back(std::move(v));
+    }
+  }
+  runtime::validate(d, path);
+  return d;
+}
+
 nlohmann::json export_policy(const ExportArgs& args) {
-  if (args.run_dir.empty() == args.checkpoint.empty())
-    throw UsageError("export needs exactly one of --run DIR and --checkpoint FILE");
+  if (args.run_dir.empty() + args.checkpoint.empty() + args.loss_target.empty() != 2)
+    throw UsageError("export needs exactly one of --run DIR, --checkpoint FILE and --loss-target LOSS");
   if (args.out.empty()) throw UsageError("export needs --out POLICY.ml3p");
-  const std::string path = checkpoint_of(args.run_dir, args.checkpoint);
+  const std::string path =
+      args.loss_target.empty() ? checkpoint_of(args.run_dir, args.checkpoint) : args.loss_target;
   if (fs::exists(args.out) && !args.force)
     throw Error(args.out + ": file already exists; pass --force to overwrite it");
-  const runtime::PolicyData d = policy_from_checkpoint(Archive::load(path, "checkpoint"));
+  const runtime::PolicyData d = args.loss_target.empty()
+                                    ? policy_from_checkpoint(Archive::load(path, "checkpoint"))
+                                    : policy_from_loss_target(Archive::load(path, "learned_loss"));
   const std::string bytes = runtime::encode(d);
   write_file_atomic(args.out, bytes);
   uint64_t checksum;

@@ -17,8 +17,14 @@ namespace ml3 {
 // file when it is not a policy checkpoint or does not match its config.
 runtime::PolicyData policy_from_checkpoint(const Archive& a);
 
+// The target network T of a learned-loss file (loss.target) as a policy: the
+// shaping information a shaped loss carries, deployable on its own (the
+// environment with its default options; raw observations, T's MLP).
+runtime::PolicyData policy_from_loss_target(const Archive& loss_file);
+
 struct ExportArgs {
   std::string run_dir, checkpoint;  // one of them (run: checkpoints/last.ckpt)
+  std::string loss_target;          // or: a loss file whose target network is exported
   std::string out;
   bool force = false;  // replace an existing `out`
 };

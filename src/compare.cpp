@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -84,8 +85,12 @@ struct MethodSection {
   std::string kind;
   std::string sweep_lrs;
   std::string lr_chosen_by;
+  std::string policy_hidden;
   template <class F>
   void fields(F& f) {
+    f("policy_hidden", policy_hidden,
+      "this method's policy hidden sizes, comma-separated, e.g. 128,128 (empty: the comparison's policy.hidden); "
+      "for a baseline at a loss target's size");
     f("kind", kind, "the method's policy-training algorithm (its sections follow under methods.<name>.)",
       Choices{policy_algorithm_names()});
     f("sweep_lrs", sweep_lrs,
@@ -130,7 +135,8 @@ Protocol make_protocol(const Config& c, const ComparisonProtocol& cp, const std:
 std::vector<MethodReport> reports(const std::vector<Method>& methods) {
   std::vector<MethodReport> out;
   for (const auto& m : methods)
-    out.push_back({m.name, m.entry->name, m.lr_source, m.learned(), m.shaped(), m.lr(), m.inputs});
+    out.push_back({m.name, m.entry->name, m.lr_source, m.learned(), m.shaped(), m.lr(), m.inputs,
+                   m.cfg.get_int_list("policy.hidden")});
   return out;
 }
 
@@ -148,6 +154,8 @@ Method make_method(const std::string& name, const AlgorithmEntry& entry, const C
     if (src.has(own + d.key)) m.cfg.set(d.key, src.values().at(own + d.key), own + d.key);
     else if (src.has(d.key)) m.cfg.set(d.key, src.values().at(d.key), d.key);
   }
+  if (src.has(own + "policy_hidden") && !src.get_string(own + "policy_hidden").empty())
+    m.cfg.set("policy.hidden", src.get_string(own + "policy_hidden"), own + "policy_hidden");
   return m;
 }
 
@@ -193,15 +201,26 @@ std::vector<CurvePoint> row_curve(const std::vector<double>& r, int* episode_ste
   return c;
 }
 
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A method's curves and costs over the seeds.
+struct MethodRuns {
+  SeedCurves curves;
+  SeedCosts costs;
+};
+
 // Trains and evaluates one method on every seed of the protocol.
-SeedCurves run_method(const Method& m, const Protocol& p, const std::string& label, Progress& progress, int& done,
+MethodRuns run_method(const Method& m, const Protocol& p, const std::string& label, Progress& progress, int& done,
                       int* episode_steps) {
   dist::Comm& comm = dist::Comm::get();
-  SeedCurves out;
+  MethodRuns out;
   std::vector<std::vector<double>> rows(static_cast<size_t>(p.seeds));
   for (int s = 0; s < p.seeds; ++s) {
     if (comm.owner(first_job, s) != comm.rank()) continue;
+    auto t0 = Clock::now();
     PolicyTrainer trainer(m.cfg, *m.entry, "", run_plan(p, s, p.updates, p.episodes, p.eval_episodes));
+    double train_seconds = since(t0);
     if (episode_steps) *episode_steps = trainer.spec().episode_steps;
     std::vector<CurvePoint> curve;
     auto eval_now = [&](int u) {
@@ -213,7 +232,9 @@ SeedCurves run_method(const Method& m, const Protocol& p, const std::string& lab
     for (int u = 1; u <= p.updates; ++u) {
       if (!diverged) {
         try {
+          t0 = Clock::now();
           trainer.iterate(u);
+          train_seconds += since(t0);
         } catch (const NonFiniteError& e) {
           std::fprintf(stderr, "\nwarning: %s seed %d diverged at update %d (%s); counted as failing from here\n",
                        label.c_str(), s, u, e.what());
@@ -226,14 +247,37 @@ SeedCurves run_method(const Method& m, const Protocol& p, const std::string& lab
       }
       progress.update(++done, fmt::format("{} seed {} | success {:.0f}%", label, s, 100 * curve.back().success));
     }
-    if (!comm.distributed()) out.push_back(curve);
-    else rows[s] = curve_row(curve, trainer.spec().episode_steps);
+    const SeedCost cost{static_cast<double>(trainer.env_steps()), static_cast<double>(trainer.policy_steps()),
+                        train_seconds};
+    if (!comm.distributed()) {
+      out.curves.push_back(curve);
+      out.costs.push_back(cost);
+    } else {
+      rows[s] = {cost.env_steps, cost.policy_steps, cost.wall_seconds};
+      const auto c = curve_row(curve, trainer.spec().episode_steps);
+      rows[s].insert(rows[s].end(), c.begin(), c.end());
+    }
   }
   if (!comm.distributed()) return out;
   rows = comm.share_jobs(rows, first_job, "seed curves");
   first_job += p.seeds;
-  for (const auto& r : rows) out.push_back(row_curve(r, episode_steps));
+  for (const auto& r : rows) {
+    out.costs.push_back({r.at(0), r.at(1), r.at(2)});
+    out.curves.push_back(row_curve(std::vector<double>(r.begin() + 3, r.end()), episode_steps));
+  }
   return out;
+}
+
+// The curves and the costs of every method, as the report takes them.
+std::vector<SeedCurves> curves_of(const std::vector<MethodRuns>& runs) {
+  std::vector<SeedCurves> c;
+  for (const auto& r : runs) c.push_back(r.curves);
+  return c;
+}
+std::vector<SeedCosts> costs_of(const std::vector<MethodRuns>& runs) {
+  std::vector<SeedCosts> c;
+  for (const auto& r : runs) c.push_back(r.costs);
+  return c;
 }
 
 // The output folder and its config.yaml, by rank 0 of a distributed run
@@ -378,7 +422,8 @@ std::string run_compare(const CompareArgs& args) {
       Method trial = m;
       trial.cfg.set(m.entry->lr_key, fmt::format("{}", lr), "sweep");
       const Figures f = figures(run_method(trial, sweep, fmt::format("sweep {} lr {:g}", m.name, lr), progress, done,
-                                           nullptr),
+                                           nullptr)
+                                    .curves,
                                 sweep.threshold);
       const double auc = mean_of(f.auc);
       runs.push_back({{"lr", lr},
@@ -391,11 +436,12 @@ std::string run_compare(const CompareArgs& args) {
     m.lr_source = "sweep of this run (" + m.entry->lr_key + ", train split)";
     sweep_json["methods"][m.name] = {{"key", m.entry->lr_key}, {"runs", runs}, {"chosen_lr", best_lr}};
   }
-  std::vector<SeedCurves> curves;
-  for (const auto& m : methods) curves.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
+  std::vector<MethodRuns> runs;
+  for (const auto& m : methods) runs.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
   progress.finish();
+  const std::vector<SeedCurves> curves = curves_of(runs);
 
-  nlohmann::json results = aggregate(reports(methods), curves, p, episode_steps);
+  nlohmann::json results = aggregate(reports(methods), curves, costs_of(runs), p, episode_steps);
   results["command"] = "ml3 compare";
   results["config"] = args.config_path;
   results["sweep"] = sweep_json;
@@ -448,11 +494,12 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
   Progress progress("meta-test " + p.env + " (" + split_name + ")",
                     static_cast<int>(methods.size()) * p.seeds * p.updates, quiet || !root);
   int done = 0, episode_steps = 0;
-  std::vector<SeedCurves> curves;
-  for (const auto& m : methods) curves.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
+  std::vector<MethodRuns> runs;
+  for (const auto& m : methods) runs.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
   progress.finish();
+  const std::vector<SeedCurves> curves = curves_of(runs);
 
-  nlohmann::json results = aggregate(reports(methods), curves, p, episode_steps);
+  nlohmann::json results = aggregate(reports(methods), curves, costs_of(runs), p, episode_steps);
   results["command"] = "ml3 meta-test";
   results["loss_file"] = loss_file;
   results["success_target"] = p.threshold;

@@ -71,30 +71,64 @@ double reaching(const std::vector<double>& reach, const std::vector<int>& idx) {
   return n;
 }
 
-nlohmann::json method_json(const MethodReport& m, const Figures& f) {
+double iqm_at(const std::vector<double>& v, const std::vector<int>& idx) {
+  std::vector<double> x;
+  for (int i : idx) x.push_back(v[i]);
+  return iqm(std::move(x));
+}
+
+// A loss file's record of its meta-training (inputs.meta_training), or null.
+nlohmann::json meta_cost(const MethodReport& m, const char* key) {
+  if (!m.inputs.is_object() || !m.inputs.contains("meta_training")) return nlohmann::json();
+  return m.inputs["meta_training"].value(key, nlohmann::json());
+}
+
+nlohmann::json method_json(const MethodReport& m, const Figures& f, const SeedCosts& costs, int updates) {
   const auto all = all_of(f.success.size());
   auto mean_ci = [&](const std::vector<double>& v) {
     return interval(bootstrap(v.size(), [&](const std::vector<int>& i) { return mean_at(v, i); }));
   };
+  // Costs: environment steps to the threshold (from the update reaching it;
+  // every update of a method collects the same number of episodes).
+  std::vector<double> env_steps, policy_steps, wall, env_to_threshold;
+  for (size_t s = 0; s < f.success.size(); ++s) {
+    const SeedCost c = s < costs.size() ? costs[s] : SeedCost{};
+    env_steps.push_back(c.env_steps), policy_steps.push_back(c.policy_steps), wall.push_back(c.wall_seconds);
+    env_to_threshold.push_back(std::isfinite(f.reach[s]) ? f.reach[s] * c.env_steps / std::max(1, updates) : kInf);
+  }
   nlohmann::json per_seed = nlohmann::json::array();
   for (size_t s = 0; s < f.success.size(); ++s)
     per_seed.push_back({{"final_success_rate", f.success[s]},
                         {"final_distance_mean", f.distance[s]},
                         {"updates_to_threshold", num(f.reach[s])},
-                        {"auc", f.auc[s]}});
+                        {"env_steps_to_threshold", num(env_to_threshold[s])},
+                        {"auc", f.auc[s]},
+                        {"env_steps", env_steps[s]},
+                        {"policy_steps", policy_steps[s]},
+                        {"wall_seconds", wall[s]}});
   nlohmann::json j = {
       {"name", m.name},
       {"kind", m.kind},
       {"shaped", m.shaped},
       {"lr", num(m.lr)},
       {"lr_source", m.lr_source},
+      {"policy_hidden", m.policy_hidden},
       {"final_success_rate", mean_at(f.success, all)},
       {"final_distance_mean", mean_at(f.distance, all)},
       {"updates_to_threshold", num(median_at(f.reach, all))},
       {"seeds_reaching_threshold", static_cast<int>(reaching(f.reach, all))},
       {"auc", mean_at(f.auc, all)},
+      {"iqm_final_success", iqm_at(f.success, all)},
+      {"env_steps", mean_at(env_steps, all)},
+      {"env_steps_to_threshold", num(median_at(env_to_threshold, all))},
+      {"policy_steps", mean_at(policy_steps, all)},
+      {"wall_seconds", mean_at(wall, all)},
+      {"meta_training_seconds", meta_cost(m, "meta_training_seconds")},
+      {"meta_training_env_steps", meta_cost(m, "meta_training_env_steps")},
       {"ci",
        {{"final_success_rate", mean_ci(f.success)},
+        {"iqm_final_success",
+         interval(bootstrap(f.success.size(), [&](const std::vector<int>& i) { return iqm_at(f.success, i); }))},
         {"final_distance_mean", mean_ci(f.distance)},
         {"updates_to_threshold",
          interval(bootstrap(f.reach.size(), [&](const std::vector<int>& i) { return median_at(f.reach, i); }))},
@@ -175,6 +209,15 @@ Figures figures(const SeedCurves& cs, double threshold) {
 
 double mean_of(const std::vector<double>& v) { return mean_at(v, all_of(v.size())); }
 
+double iqm(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t cut = v.size() / 4;
+  double s = 0;
+  for (size_t i = cut; i < v.size() - cut; ++i) s += v[i];
+  return s / static_cast<double>(v.size() - 2 * cut);
+}
+
 // The curves with mean and 95% band (bootstrap over seeds) per method, vs
 // updates and vs environment steps (tools/plot.py, kind "compare").
 nlohmann::json curves_json(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
@@ -220,8 +263,8 @@ nlohmann::json curves_json(const std::vector<MethodReport>& methods, const std::
 }
 
 // results.json (without the sweep) of one comparison.
-nlohmann::json aggregate(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves, const Protocol& p,
-                         int episode_steps) {
+nlohmann::json aggregate(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
+                         const std::vector<SeedCosts>& costs, const Protocol& p, int episode_steps) {
   nlohmann::json r = {{"env", p.env},
                       {"split", p.split},
                       {"threshold", p.threshold},
@@ -242,8 +285,15 @@ nlohmann::json aggregate(const std::vector<MethodReport>& methods, const std::ve
   std::vector<Figures> figs;
   for (size_t k = 0; k < methods.size(); ++k) {
     figs.push_back(figures(curves[k], p.threshold));
-    r["methods"].push_back(method_json(methods[k], figs.back()));
+    r["methods"].push_back(method_json(methods[k], figs.back(), k < costs.size() ? costs[k] : SeedCosts{}, p.updates));
   }
+  // Each learned loss against the strongest baseline (highest mean final
+  // success): the comparison a claim has to survive.
+  int best = -1;
+  for (size_t b = 0; b < methods.size(); ++b)
+    if (!methods[b].learned && (best < 0 || mean_of(figs[b].success) > mean_of(figs[best].success)))
+      best = static_cast<int>(b);
+  r["best_baseline"] = best < 0 ? nlohmann::json() : nlohmann::json(methods[best].name);
   for (size_t a = 0; a < methods.size(); ++a) {
     if (!methods[a].learned) continue;
     for (size_t b = 0; b < methods.size(); ++b) {
@@ -303,7 +353,7 @@ std::string compare_markdown(const std::string& results_json) {
   os << fmt::format("# {}: {}, {} goals\n\n", j.value("command", std::string("ml3 compare")), j["env"].get<std::string>(),
                     j["split"].get<std::string>());
   os << fmt::format(
-      "Budget per method and seed: {} policy updates x {} episodes ({} environment steps); {} seeds, the same "
+      "Budget per method and seed: {} policy updates x {} episodes (at most {} environment steps); {} seeds, the same "
       "initialisations and goals for every method; deterministic evaluation every {} updates on {} `{}` goals "
       "(seed {}). Brackets: 95% percentile bootstrap intervals over seeds ({} resamples). Updates to {:.0f}%: "
       "median over seeds (- when at least half never reach it). AUC: area under the success curve over the "
@@ -312,26 +362,44 @@ std::string compare_markdown(const std::string& results_json) {
       seeds, j["eval_every"].get<int>(), j["eval_episodes"].get<int>(), j["split"].get<std::string>(),
       j["eval_seed"].get<int>(), j["bootstrap"]["resamples"].get<int>(), 100 * threshold);
   os << fmt::format(
-      "| method | kind | shaped | lr | final success % | final distance | updates to {:.0f}% | seeds reaching | AUC |\n",
-      100 * threshold);
-  os << "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+      "| method | kind | shaped | lr | final success % | IQM % | final distance | updates to {:.0f}% | seeds reaching | "
+      "AUC | env steps | env steps to {:.0f}% | policy steps | wall s | meta-training s (env steps) |\n",
+      100 * threshold, 100 * threshold);
+  os << "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  auto count = [](const nlohmann::json& v) {
+    if (v.is_null()) return std::string("-");
+    const double x = v.get<double>();
+    return x >= 1e6 ? fmt::format("{:.2f}M", x / 1e6) : x >= 1e3 ? fmt::format("{:.1f}k", x / 1e3) : fmt::format("{:.0f}", x);
+  };
   for (const auto& m : j["methods"]) {
     const auto& ci = m["ci"];
     auto with = [&](const std::string& v, const std::string& lo, const std::string& hi) {
       return fmt::format("{} [{}, {}]", v, lo, hi);
     };
+    const nlohmann::json none;
+    const std::string meta =
+        m.value("meta_training_seconds", none).is_null()
+            ? std::string("-")
+            : fmt::format("{:.0f} ({})", m["meta_training_seconds"].get<double>(), count(m["meta_training_env_steps"]));
     os << fmt::format(
-        "| {} | {} | {} | {} | {} | {} | {} | {}/{} | {} |\n", m["name"].get<std::string>(),
-        m["kind"].get<std::string>(), m["shaped"].get<bool>() ? "yes" : "no",
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {}/{} | {} | {} | {} | {} | {:.1f} | {} |\n",
+        m["name"].get<std::string>(), m["kind"].get<std::string>(), m["shaped"].get<bool>() ? "yes" : "no",
         m["lr"].is_null() ? std::string("-") : fmt::format("{:g}", m["lr"].get<double>()),
         with(pct(m["final_success_rate"]), pct(ci["final_success_rate"][0]), pct(ci["final_success_rate"][1])),
+        with(pct(m["iqm_final_success"]), pct(ci["iqm_final_success"][0]), pct(ci["iqm_final_success"][1])),
         with(fixed(m["final_distance_mean"], 4), fixed(ci["final_distance_mean"][0], 4),
              fixed(ci["final_distance_mean"][1], 4)),
         with(fixed(m["updates_to_threshold"], 0), fixed(ci["updates_to_threshold"][0], 0),
              fixed(ci["updates_to_threshold"][1], 0)),
         m["seeds_reaching_threshold"].get<int>(), seeds,
-        with(fixed(m["auc"], 3), fixed(ci["auc"][0], 3), fixed(ci["auc"][1], 3)));
+        with(fixed(m["auc"], 3), fixed(ci["auc"][0], 3), fixed(ci["auc"][1], 3)), count(m["env_steps"]),
+        count(m["env_steps_to_threshold"]), count(m["policy_steps"]), m["wall_seconds"].get<double>(), meta);
   }
+  os << "\nCosts are per seed (means): environment steps collected, optimiser steps on the policy (cloning steps "
+        "included), wall time of training (evaluations excluded); a learned loss's or target network's "
+        "meta-training is paid once, as its loss file records it.\n";
+  if (!j.value("best_baseline", nlohmann::json()).is_null())
+    os << fmt::format("Strongest baseline (highest mean final success): {}.\n", j["best_baseline"].get<std::string>());
   os << "\nLearning rates: ";
   bool first = true;
   for (const auto& m : j["methods"]) {

@@ -18,6 +18,14 @@ struct CurvePoint {
 };
 using SeedCurves = std::vector<std::vector<CurvePoint>>;  // one curve per seed
 
+// What one seed's training cost: environment steps collected, optimiser
+// steps on the policy (cloning steps included), and wall time (building the
+// rule, e.g. a clone's pre-training, and every update; evaluations excluded).
+struct SeedCost {
+  double env_steps = 0, policy_steps = 0, wall_seconds = 0;
+};
+using SeedCosts = std::vector<SeedCost>;  // one per seed
+
 // What every method of one comparison is run with.
 struct Protocol {
   std::string env, split;
@@ -34,11 +42,15 @@ struct MethodReport {
   bool learned = false, shaped = false;
   double lr = 0;  // NAN: the rule has none
   nlohmann::json inputs;  // the rule's input files, described (null: none)
+  std::vector<int> policy_hidden;  // the policy it trains
 };
 
 // Per seed: final success, final distance, first update reaching the
 // threshold (inf: never), area under the success curve (trapezoids over the
 // updates, divided by the budget: in [0, 1]).
+// Interquartile mean (rliable): the mean of the values left after dropping
+// floor(n/4) from each end.
+double iqm(std::vector<double> v);
 struct Figures {
   std::vector<double> success, distance, reach, auc;
 };
@@ -48,7 +60,7 @@ double mean_of(const std::vector<double>& v);
 // results.json (without the sweep) of one comparison, and curves.json (mean
 // and 95% band per method vs updates and vs environment steps).
 nlohmann::json aggregate(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
-                         const Protocol& p, int episode_steps);
+                         const std::vector<SeedCosts>& costs, const Protocol& p, int episode_steps);
 nlohmann::json curves_json(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
                            const Protocol& p, int episode_steps);
 // Writes curves.json, curves.png (titled `title`), results.md and

@@ -153,6 +153,7 @@ class Ml3MetaTrainer : public Algorithm {
     const double fit_err = fit_target(it);
     const double secs = since(it_start);
     step_seconds_.push_back(secs);
+    meta_seconds_ += secs;
     const double n = std::max(ok, 1);
     return {{"iteration", it},         {"seconds", secs},
             {"task_loss", s.v[2] / n}, {"inner_loss", s.v[3] / n},
@@ -183,6 +184,7 @@ class Ml3MetaTrainer : public Algorithm {
     a.meta()["resets"] = resets_;
     a.meta()["ages"] = ages;
     a.meta()["skipped"] = total_skipped_;
+    a.meta()["meta_training_seconds"] = meta_seconds_;
     loss_.put(a, "loss/", phi_);
     adam_.save(a, "adam/");
     if (loss_.has_target()) target_adam_.save(a, "target_adam/");
@@ -220,6 +222,7 @@ class Ml3MetaTrainer : public Algorithm {
     }
     resets_ = a.meta().at("resets").get<uint64_t>();
     total_skipped_ = a.meta().at("skipped").get<int>();
+    meta_seconds_ = a.meta().value("meta_training_seconds", 0.0);
   }
 
   void write_artifacts(const std::string& run_dir, int it) const override {
@@ -235,7 +238,14 @@ class Ml3MetaTrainer : public Algorithm {
                                                      : "none"},
                 {"target_meta_gradient", shaping_.target_meta_gradient},
                 {"inner_optimizer", meta_.inner_optimizer},
-                {"steps_per_batch", meta_.steps_per_batch}});
+                {"steps_per_batch", meta_.steps_per_batch},
+                // The cost of meta-training so far (every rank's tasks): the
+                // meta-iterations' wall time, and the environment steps of
+                // their rollouts (before, between and after the inner steps).
+                {"meta_training_seconds", meta_seconds_},
+                {"meta_training_env_steps", static_cast<int64_t>(it) * meta_.tasks_per_iteration *
+                                                meta_.episodes_per_task * venv_.spec().episode_steps *
+                                                (meta_.inner_steps + 1)}});
   }
 
   nlohmann::json summary(double) override {
@@ -501,6 +511,7 @@ class Ml3MetaTrainer : public Algorithm {
   uint64_t resets_ = 0;
   int total_skipped_ = 0;
   std::vector<double> step_seconds_;
+  double meta_seconds_ = 0;  // the meta-iterations' wall time, over resumes
 };
 
 }  // namespace ml3::ml3meta

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <exception>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <fmt/format.h>
 
@@ -107,6 +108,7 @@ std::vector<std::string> PolicyTrainer::columns() const {
 nlohmann::json PolicyTrainer::iterate(int it) {
   const auto it_start = Clock::now();
   const EnvSpec& spec = venv_.spec();
+  if (!update_->learns_from_env()) return iterate_offline(it);
   const auto tasks = sample_tasks(venv_.env(0), plan_.train_split, mix_seed(plan_.seed, plan_.task_offset + it),
                                   plan_.episodes);
   Batch batch = collect(venv_, models_.policy, pp_, models_.norm, tasks, mix_seed(plan_.seed, plan_.noise_offset + it),
@@ -151,6 +153,24 @@ nlohmann::json PolicyTrainer::iterate(int it) {
           {"update_seconds", update_seconds}};
 }
 
+// An iteration of a rule that does not learn from the environment: no
+// episodes, no environment steps; the batch statistics are not defined (NaN).
+nlohmann::json PolicyTrainer::iterate_offline(int it) {
+  const auto start = Clock::now();
+  Batch none;
+  Params pp = clone_params(pp_, true), vp = clone_params(vp_, true);
+  const UpdateStats us = update_->update(none, pp, vp, 1.0, mix_seed(plan_.seed, plan_.shuffle_offset + it));
+  if (!all_finite(pp)) throw NonFiniteError("non-finite parameters after the update");
+  pp_ = std::move(pp), vp_ = std::move(vp);
+  eval_current_ = false;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  return {{"iteration", it},         {"env_steps", env_steps_},      {"steps_per_s", 0.0},
+          {"return_mean", nan},      {"success_rate", nan},          {"final_distance_mean", nan},
+          {"policy_loss", us.policy_loss}, {"value_loss", nan},     {"entropy", nan},
+          {"approx_kl", nan},        {"clip_fraction", nan},         {"grad_norm", us.grad_norm},
+          {"lr", update_->lr()},     {"collect_seconds", 0.0},       {"update_seconds", since(start)}};
+}
+
 EvalResult PolicyTrainer::evaluate_policy() {
   return ml3::evaluate(eval_env_, models_.policy, pp_, models_.norm, plan_.eval_split, plan_.eval_episodes,
                        plan_.eval_seed);
@@ -166,6 +186,10 @@ nlohmann::json PolicyTrainer::evaluate() {
 }
 
 std::string PolicyTrainer::progress_text(const nlohmann::json& row) const {
+  if (!update_->learns_from_env())
+    return fmt::format("no env steps | {} policy steps | loss {:.4g} | eval {}", fmt_count(update_->policy_steps()),
+                       row["policy_loss"].get<double>(),
+                       last_eval_ ? fmt::format("{:.0f}%", 100 * last_eval_->success_rate) : "-");
   return fmt::format("{} steps | {} steps/s | return {:.2f} | success {:.0f}% | eval {}",
                      fmt_count(row["env_steps"].get<double>()), fmt_count(row["steps_per_s"].get<double>()),
                      row["return_mean"].get<double>(), 100 * row["success_rate"].get<double>(),

@@ -55,6 +55,10 @@ class PolicyUpdate {
   // Whether the rule runs the fast backend (pg.backend = fast); its rollouts
   // then use the same small-network forward (GaussianPolicy::small_forward).
   virtual bool fast_backend() const { return false; }
+  // Whether the rule learns from the environment. A rule that does not (bc,
+  // shaping_only) gets an empty batch: the trainer collects no episodes for
+  // it and counts no environment steps.
+  virtual bool learns_from_env() const { return true; }
   virtual void save(Archive& a, const std::string& prefix) const = 0;
   virtual void load(const Archive& a, const std::string& prefix) = 0;
 };
@@ -96,8 +100,13 @@ class PolicyTrainer : public Algorithm {
   EvalResult evaluate_policy();
   const Params& policy_params() const { return pp_; }
   const EnvSpec& spec() const { return venv_.spec(); }
+  // The cost so far: environment steps collected, optimiser steps on the policy.
+  int64_t env_steps() const { return env_steps_; }
+  int64_t policy_steps() const { return update_->policy_steps(); }
 
  private:
+  nlohmann::json iterate_offline(int iteration);
+
   std::string name_, env_name_;
   PolicyRunPlan plan_;
   VecEnv venv_, eval_env_;

@@ -4,14 +4,18 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "deploy/export.h"
+#include "deploy/rig.h"
 #include "envs/demos.h"
 #include "src/algorithm.h"
 #include "src/compare.h"
+#include "src/compare_report.h"
 #include "src/meta_test.h"
 #include "src/ml3_core.h"
 #include "test_util.h"
@@ -386,10 +390,7 @@ struct TinyCompare {
   }
 };
 
-nlohmann::json without_paths(nlohmann::json j) {
-  j.erase("plot");
-  return j;
-}
+nlohmann::json without_paths(nlohmann::json j) { return test::without_timings(std::move(j)); }
 
 TEST(Compare, TinyComparisonIsCompleteAndDeterministic) {
   const TinyCompare t("compare");
@@ -521,10 +522,12 @@ TEST(Bc, ClonesTheExpertInAnOrdinaryRun) {
   a.out_dir = (root / "run").string();
   const auto summary = nlohmann::json::parse(run(a).summary);
   EXPECT_EQ(summary["policy_updates"], 8 * 40);
-  std::ifstream in(root / "run" / "metrics.jsonl");
-  std::string first;
-  std::getline(in, first);
-  const double d0 = nlohmann::json::parse(first)["final_distance_mean"];
+  EXPECT_EQ(summary["env_steps"], 0);  // cloning collects no episodes
+  // The same run after a single cloning step: about the initial policy.
+  RunArgs a0 = a;
+  a0.overrides.insert(a0.overrides.end(), {"train.iterations=1", "bc.steps_per_update=1", "train.eval_every=1"});
+  a0.out_dir = (root / "run0").string();
+  const double d0 = nlohmann::json::parse(run(a0).summary)["final_distance_mean"];
   EXPECT_LT(summary["final_distance_mean"].get<double>(), 0.5 * d0) << "start " << d0;
   // Stopped and resumed (the cloner's Adam state is checkpointed): the same
   // numbers. PPO from the clone too (the clone is rebuilt, then replaced by
@@ -556,8 +559,184 @@ TEST(Bc, ClonesTheExpertInAnOrdinaryRun) {
   EXPECT_NE(error_of([&] { run(a); }).find("bc.demos' is required"), std::string::npos);
 }
 
+// Behaviour cloning trained to convergence: the policy handed out is always
+// the best one on the held-out rows, and cloning stops after `patience`
+// checks without improvement (no more steps are taken).
+TEST(Bc, EarlyStoppingKeepsTheBestHeldOutPolicyAndStops) {
+  const auto root = test::temp_dir("bc_early");
+  save_demos((root / "pm.demos").string(),
+             record_demos("pointmass", Config(find_env("pointmass").schema), Split::Train, 20, 0, 1));
+  test::write_file(root / "bc.yaml", "algorithm: bc\nenv:\n  name: pointmass\n");
+  RunArgs a;
+  a.config_path = (root / "bc.yaml").string();
+  // A large rate on a small network: the held-out error stops improving soon.
+  a.overrides = {"bc.demos=" + (root / "pm.demos").string(), "bc.steps_per_update=20", "bc.check_every=10",
+                 "bc.patience=2", "bc.lr=0.3", "bc.batch_rows=32", "policy.hidden=8", "train.iterations=30",
+                 "train.eval_every=30", "train.eval_episodes=8", "threads=1"};
+  a.quiet = true;
+  a.out_dir = (root / "run").string();
+  const auto summary = nlohmann::json::parse(run(a).summary);
+  const int64_t steps = summary["policy_updates"].get<int64_t>();
+  EXPECT_LT(steps, 30 * 20) << "early stopping never stopped";
+  EXPECT_GT(steps, 0);
+  std::vector<double> best;
+  {
+    std::ifstream in(root / "run" / "metrics.jsonl");
+    for (std::string line; std::getline(in, line);) best.push_back(nlohmann::json::parse(line)["policy_loss"]);
+  }
+  ASSERT_EQ(best.size(), 30u);
+  for (size_t i = 1; i < best.size(); ++i) EXPECT_LE(best[i], best[i - 1]) << "iteration " << i + 1;
+  // Stopped and resumed in the middle: the same rows.
+  a.out_dir = (root / "split").string();
+  a.stop_after = 3;
+  run(a);
+  RunArgs r;
+  r.resume_dir = a.out_dir;
+  r.quiet = true;
+  run(r);
+  EXPECT_EQ(test::metric_rows(root / "run"), test::metric_rows(root / "split"));
+}
+
+TEST(CompareReport, InterquartileMeanDropsAQuarterAtEachEnd) {
+  EXPECT_DOUBLE_EQ(iqm({1, 2, 3, 4, 100}), 3.0);   // floor(5/4) = 1 dropped at each end
+  EXPECT_DOUBLE_EQ(iqm({0, 1, 2, 10}), 1.5);
+  EXPECT_DOUBLE_EQ(iqm({0.5, 0.7, 0.9}), 0.7);     // 3 values: nothing dropped, the mean
+  EXPECT_DOUBLE_EQ(iqm({0.2, 0.4}), 0.3);
+}
+
+// A loss with a target network T (meta-trained with demonstrations), T run
+// as a policy three ways: `shaping_only` in ml3 compare, `ml3 export
+// --loss-target` then the runtime on the same episodes, and against the
+// strong baselines (dapg, ppo_from_bc with a value warm-up) with costs.
+TEST(Compare, ShapingOnlyDapgAndCostsOfEveryMethod) {
+  const auto root = test::temp_dir("strong_baselines");
+  save_demos((root / "pm.demos").string(),
+             record_demos("pointmass", Config(find_env("pointmass").schema), Split::Train, 10, 0, 1));
+  const std::string demos = (root / "pm.demos").string();
+  RunArgs m;
+  m.config_path = write_cfg(root).string();
+  m.overrides = tiny_meta({"loss.target=true", "loss.target_hidden=12", "shaping.demos=" + demos,
+                           "shaping.target_fit_steps=20", "shaping.target_labels=true", "shaping.demo_rows=64",
+                           "meta.inner_optimizer=adam", "meta.steps_per_batch=2", "meta.inner_lr=1e-3",
+                           "meta.iterations=3"});
+  m.quiet = true;
+  m.out_dir = (root / "mt").string();
+  meta_train(m);
+  const std::string loss = (root / "mt" / "loss.ml3").string();
+  nlohmann::json meta;
+  LearnedLoss::load(loss, nullptr, &meta);
+  EXPECT_GT(meta["meta_training_seconds"].get<double>(), 0.0);
+  EXPECT_EQ(meta["meta_training_env_steps"].get<int64_t>(), 3 * 2 * 8 * 50 * 2);  // its. x tasks x episodes x steps x 2 rollouts
+  // A loss without a target: shaping_only refuses it, naming the file.
+  m.overrides = tiny_meta({"meta.iterations=1"});
+  m.out_dir = (root / "plain").string();
+  meta_train(m);
+
+  test::write_file(root / "cmp.yaml",
+                   "env: {name: pointmass}\n"
+                   "policy: {hidden: [8, 8]}\n"
+                   "value: {hidden: [8]}\n"
+                   "compare: {seeds: 2, updates: 6, episodes_per_update: 8, eval_every: 1, eval_episodes: 8, "
+                   "threshold: 0.1}\n"
+                   "sweep: {enabled: false}\n"
+                   "methods:\n"
+                   "  shaped: {kind: learned_loss, learned_loss: {file: " + loss + ", optimizer: adam, lr: 0.001, "
+                   "steps: 2}}\n"
+                   "  target: {kind: shaping_only, policy_hidden: \"12\", shaping_only: {file: " + loss + "}}\n"
+                   "  bc: {kind: bc, bc: {demos: " + demos + ", steps_per_update: 10, batch_rows: 16}}\n"
+                   "  bc_big: {kind: bc, policy_hidden: \"32,32\", bc: {demos: " + demos +
+                   ", steps_per_update: 10, batch_rows: 16}}\n"
+                   "  ppo_from_bc: {kind: ppo_from_bc, bc: {demos: " + demos +
+                   ", pretrain_steps: 40, batch_rows: 16, value_warmup: 2}, pg: {epochs: 2, minibatches: 2}}\n"
+                   "  dapg: {kind: dapg, bc: {demos: " + demos +
+                   ", pretrain_steps: 40, batch_rows: 16, value_warmup: 2}, dapg: {bc_steps: 5, decay: 0.5}, "
+                   "pg: {epochs: 2, minibatches: 2}}\n"
+                   "  ppo: {kind: ppo, pg: {epochs: 2, minibatches: 2}}\n");
+  CompareArgs c;
+  c.config_path = (root / "cmp.yaml").string();
+  c.out_dir = (root / "out").string();
+  c.quiet = true;
+  const auto j = nlohmann::json::parse(run_compare(c));
+  std::map<std::string, nlohmann::json> by;
+  for (const auto& x : j["methods"]) {
+    by[x["name"].get<std::string>()] = x;
+    for (const char* k : {"env_steps", "wall_seconds", "meta_training_seconds", "iqm_final_success", "policy_steps"})
+      EXPECT_TRUE(x.contains(k)) << x["name"] << " " << k;
+    EXPECT_TRUE(x["ci"].contains("iqm_final_success"));
+    EXPECT_GE(x["wall_seconds"].get<double>(), 0.0);
+  }
+  // Kinds and costs: offline methods collect nothing; learned_loss and
+  // shaping_only report their loss file's meta-training.
+  EXPECT_EQ(by["target"]["kind"], "shaping_only");
+  EXPECT_EQ(by["dapg"]["kind"], "dapg");
+  for (const char* k : {"bc", "bc_big", "target"}) EXPECT_EQ(by[k]["env_steps"].get<double>(), 0.0) << k;
+  for (const char* k : {"shaped", "ppo", "ppo_from_bc", "dapg"})
+    EXPECT_EQ(by[k]["env_steps"].get<double>(), 6.0 * 8 * 50) << k;
+  EXPECT_EQ(by["target"]["policy_steps"].get<double>(), 0.0);
+  for (const char* k : {"shaped", "target"})
+    EXPECT_EQ(by[k]["meta_training_seconds"].get<double>(), meta["meta_training_seconds"].get<double>()) << k;
+  EXPECT_TRUE(by["ppo"]["meta_training_seconds"].is_null());
+  EXPECT_EQ(by["bc_big"]["policy_hidden"], nlohmann::json({32, 32}));
+  EXPECT_EQ(by["target"]["policy_hidden"], nlohmann::json({12}));
+  const auto curves = nlohmann::json::parse(test::read_text(root / "out" / "curves.json"));
+  const auto& dist = curves["panels"][1]["methods"];
+  for (int s = 0; s < 2; ++s) {
+    // shaping_only never changes: T's evaluation at every update.
+    for (const auto& v : dist["target"]["seeds"][s]) EXPECT_EQ(v, dist["target"]["seeds"][s][0]);
+    // The value warm-up keeps the clone for 2 updates; then PPO moves it.
+    EXPECT_EQ(dist["ppo_from_bc"]["seeds"][s][1], dist["ppo_from_bc"]["seeds"][s][0]);
+    EXPECT_EQ(dist["ppo_from_bc"]["seeds"][s][2], dist["ppo_from_bc"]["seeds"][s][0]);
+    EXPECT_NE(dist["ppo_from_bc"]["seeds"][s][6], dist["ppo_from_bc"]["seeds"][s][0]);
+    // DAPG: the same clone and warm-up, then its cloning term makes it differ from PPO from the clone.
+    EXPECT_EQ(dist["dapg"]["seeds"][s][2], dist["ppo_from_bc"]["seeds"][s][2]);
+    EXPECT_NE(dist["dapg"]["seeds"][s][6], dist["ppo_from_bc"]["seeds"][s][6]);
+  }
+  EXPECT_EQ(j["best_baseline"].is_string(), true);
+  const std::string md = test::read_text(root / "out" / "results.md");
+  for (const char* k : {"IQM %", "env steps", "meta-training s", "Strongest baseline"})
+    EXPECT_NE(md.find(k), std::string::npos) << k;
+  // Same config, seeds, threads: the same numbers (wall times aside).
+  c.out_dir = (root / "again").string();
+  EXPECT_EQ(test::without_timings(j), test::without_timings(nlohmann::json::parse(run_compare(c))));
+
+  // T exported as a .ml3p and run by the runtime on the same 8 test goals:
+  // the same final distance as shaping_only's evaluation.
+  ExportArgs ex;
+  ex.loss_target = loss;
+  ex.out = (root / "target.ml3p").string();
+  const auto exj = export_policy(ex);
+  EXPECT_EQ(exj["sizes"], nlohmann::json({8, 12, 2})) << exj.dump();
+  RigOptions o;
+  o.policy = ex.out;
+  o.env = "pointmass";
+  o.episodes = 8;
+  const auto rig = run_rig(o);
+  EXPECT_NEAR(rig["final_distance_mean"].get<double>(), dist["target"]["seeds"][0][0].get<double>(), 1e-5);
+
+  // Bad input: one message naming the file or key, nothing written.
+  auto bad = [&](const std::vector<std::string>& ov) {
+    CompareArgs b = c;
+    b.overrides = ov;
+    b.out_dir = (root / "bad").string();
+    return error_of([&] { run_compare(b); });
+  };
+  const std::string plain = (root / "plain" / "loss.ml3").string();
+  EXPECT_NE(bad({"methods.target.shaping_only.file=" + plain}).find(plain + ": this loss has no target network"),
+            std::string::npos);
+  EXPECT_NE(bad({"methods.target.policy_hidden=8,8"}).find("its target network is 8-12-2 (tanh), the policy 8-8-8-2"),
+            std::string::npos);
+  EXPECT_NE(bad({"methods.bc.bc.demos=" + (root / "missing.demos").string()}).find("missing.demos"),
+            std::string::npos);
+  EXPECT_FALSE(fs::exists(root / "bad"));
+  ex.out = (root / "plain.ml3p").string();
+  ex.loss_target = plain;
+  EXPECT_NE(error_of([&] { export_policy(ex); }).find("this loss has no target network"), std::string::npos);
+  EXPECT_FALSE(fs::exists(ex.out));
+}
+
 TEST(CompareConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
-  for (const char* name : {"reacher_compare", "pusher_compare"}) {
+  for (const char* name : {"reacher_compare", "pusher_compare", "reacher_compare_few_demos", "reacher_compare_shift",
+                           "pusher_compare_few_demos", "pusher_compare_shift"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_compare_config(path, {});
     const std::string text = test::read_text(path);
@@ -566,14 +745,16 @@ TEST(CompareConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
     std::set<std::string> kinds;
     for (const auto& [k, v] : c.values())
       if (k.size() > 5 && k.compare(k.size() - 5, 5, ".kind") == 0) kinds.insert(v);
-    EXPECT_EQ(kinds, (std::set<std::string>{"learned_loss", "reinforce", "ppo", "bc", "ppo_from_bc"})) << name;
+    // Every preset sets the learned loss beside the strongest baselines.
+    for (const char* k : {"learned_loss", "shaping_only", "bc", "ppo_from_bc", "dapg", "ppo"})
+      EXPECT_TRUE(kinds.count(k)) << name << " lacks a method of kind " << k;
   }
 }
 
-// The README documents every key of ml3 compare: its own sections, the
+// The manual (docs/usage.md) documents every key of ml3 compare: its own sections, the
 // methods.<name>. keys, and each kind's sections (the ml3 train tables).
 TEST(CompareConfig, ReadmeDocumentsEveryKey) {
-  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md");
+  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/usage.md");
   std::vector<std::pair<std::string, std::string>> methods;
   for (const auto& e : algorithm_registry())
     if (e.command == Command::Train) methods.emplace_back("m_" + e.name, e.name);
@@ -931,10 +1112,10 @@ TEST(MetaConfig, RejectsBadKeys) {
             std::string::npos);
 }
 
-// The README's config reference is the output of --print-schema: every key of
+// The manual's config reference (docs/usage.md) is the output of --print-schema: every key of
 // every registered algorithm must be in it (env.* by their option name).
 TEST(Registry, ReadmeDocumentsEveryKeyOfEveryAlgorithm) {
-  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md");
+  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/usage.md");
   for (const auto& e : algorithm_registry()) {
     const Schema schema = algorithm_schema(e, e.needs_env ? "reacher" : "");
     for (const auto& d : schema.params()) {

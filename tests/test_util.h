@@ -14,6 +14,18 @@
 
 namespace ml3::test {
 
+// A results JSON without what varies between identical runs: wall times
+// (wall_seconds, meta_training_seconds, at any depth) and the plot's path.
+inline nlohmann::json without_timings(nlohmann::json j) {
+  if (j.is_object()) {
+    for (const char* k : {"wall_seconds", "meta_training_seconds", "plot"}) j.erase(k);
+    for (auto& [k, v] : j.items()) v = without_timings(v);
+  } else if (j.is_array()) {
+    for (auto& v : j) v = without_timings(v);
+  }
+  return j;
+}
+
 inline std::filesystem::path temp_dir(const std::string& tag) {
   auto dir = std::filesystem::temp_directory_path() /
              ("ml3_test_" + tag + "_" + std::to_string(::getpid()));

@@ -19,7 +19,12 @@ void register_deploy_commands(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "export", "Export a trained policy (checkpoint of ml3 train) as a .ml3p file for ml3_runtime / ml3-deploy");
   auto* run = cmd->add_option("--run", ex.run_dir, "Run folder (uses checkpoints/last.ckpt)")->check(CLI::ExistingDirectory);
-  cmd->add_option("--checkpoint", ex.checkpoint, "Checkpoint file")->check(CLI::ExistingFile)->excludes(run);
+  auto* ck = cmd->add_option("--checkpoint", ex.checkpoint, "Checkpoint file")->check(CLI::ExistingFile)->excludes(run);
+  cmd->add_option("--loss-target", ex.loss_target,
+                  "A learned-loss file (loss.ml3) whose target network T is exported as the policy")
+      ->check(CLI::ExistingFile)
+      ->excludes(run)
+      ->excludes(ck);
   cmd->add_option("--out", ex.out, "Policy file to write (docs/deploy.md)")->required();
   cmd->add_flag("--force", ex.force, "Overwrite an existing --out file");
   cmd->add_flag("--json", json, "Print one JSON object");

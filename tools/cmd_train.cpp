@@ -9,6 +9,8 @@
 #include "src/compare.h"
 #include "src/dist.h"
 #include "src/meta_test.h"
+#include "deploy/rig.h"
+#include "ml3/runtime.hpp"
 #include "tools/commands.h"
 
 namespace ml3 {
@@ -68,8 +70,15 @@ void register_train_commands(CLI::App& app) {
   static EvalArgs ea;
   static bool eval_json = false;
   auto* eval = app.add_subcommand("eval", "Evaluate a trained policy (deterministic) on a goal split");
-  eval->add_option("--run", ea.run_dir, "Run folder (uses checkpoints/last.ckpt)")->check(CLI::ExistingDirectory);
-  eval->add_option("--checkpoint", ea.checkpoint, "Checkpoint file")->check(CLI::ExistingFile);
+  static std::string eval_policy;
+  auto* erun =
+      eval->add_option("--run", ea.run_dir, "Run folder (uses checkpoints/last.ckpt)")->check(CLI::ExistingDirectory);
+  auto* eck = eval->add_option("--checkpoint", ea.checkpoint, "Checkpoint file")->check(CLI::ExistingFile);
+  eval->add_option("--policy", eval_policy,
+                   "A policy file (.ml3p of ml3 export, e.g. --loss-target), run by ml3_runtime on the same episodes")
+      ->check(CLI::ExistingFile)
+      ->excludes(erun)
+      ->excludes(eck);
   eval->add_option("--split", ea.split, "Goal split")->check(CLI::IsMember({"train", "test", "ood"}));
   eval->add_option("--episodes", ea.episodes, "Episodes (one goal each)")->check(CLI::Range(1, 100000));
   eval->add_option("--seed", ea.seed, "Seed of the goals");
@@ -77,7 +86,27 @@ void register_train_commands(CLI::App& app) {
   eval->add_flag("--json", eval_json, "Print one JSON object");
   eval->add_option("overrides", ea.env_overrides, "env.key=value overrides (e.g. env.model=other_arm.xml)");
   eval->callback([] {
-    const auto j = nlohmann::json::parse(run_eval(ea));
+    nlohmann::json j;
+    if (!eval_policy.empty()) {
+      // ml3-deploy's episodes: episode i is the one ml3 eval runs (deploy/rig.h).
+      RigOptions o;
+      o.policy = eval_policy;
+      o.split = ea.split;
+      o.episodes = ea.episodes;
+      o.seed = ea.seed;
+      for (const auto& ov : ea.env_overrides) {
+        if (ov.rfind("env.model=", 0) != 0)
+          throw UsageError("eval --policy accepts only env.model=FILE overrides, got '" + ov + "'");
+        o.model = ov.substr(10);
+      }
+      runtime::Policy policy = runtime::Policy::load(eval_policy);
+      o.env = policy.info().env;
+      j = run_rig(o, &policy, eval_policy);
+      j["checkpoint"] = eval_policy;
+      j["env"] = o.env;
+    } else {
+      j = nlohmann::json::parse(run_eval(ea));
+    }
     if (eval_json) {
       std::cout << j.dump() << "\n";
       return;

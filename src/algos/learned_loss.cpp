@@ -109,7 +109,100 @@ class LearnedLossUpdate : public PolicyUpdate {
   int64_t steps_ = 0;
 };
 
+// shaping_only.*: the loss file whose target network is the policy.
+struct ShapingOnlySection {
+  std::string file;
+  template <class F>
+  void fields(F& f) {
+    f("file", file, "learned-loss file with a target network (loss.ml3 of ml3 meta-train with loss.target; required)");
+  }
+};
+
+std::string sizes_text(int in, const std::vector<int>& hidden, int out) {
+  std::string t = std::to_string(in);
+  for (int h : hidden) t += "-" + std::to_string(h);
+  return t + "-" + std::to_string(out);
+}
+
+// The loss file's target network T run as the policy: the shaping
+// information alone (what a shaped loss carries with it). The policy's mean
+// network is T, copied once; nothing is learned and no episode is collected.
+// The policy must have T's architecture (policy.hidden, policy.activation)
+// and raw observations (T's input).
+class ShapingOnlyUpdate : public PolicyUpdate {
+ public:
+  ShapingOnlyUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
+      : cfg_(read<ShapingOnlySection>(c, prefix + "shaping_only.")) {
+    const std::string key = prefix + "shaping_only.file";
+    if (cfg_.file.empty()) throw Error("config: key '" + key + "' is required (a loss.ml3 with a target network)");
+    loss_ = LearnedLoss::load(cfg_.file, &phi_);
+    loss_.check_dims(m.spec.obs_dim, m.spec.act_dim, m.spec.goal_dim, cfg_.file);
+    if (!loss_.has_target())
+      throw Error(cfg_.file + ": this loss has no target network (meta-trained without loss.target); key '" + key +
+                  "' needs one");
+    if (m.norm.enabled())
+      throw Error("config: key 'policy.obs_norm': the target network reads raw observations; set it to false");
+    const LearnedLossSpec& ls = loss_.spec();
+    const PolicyConfig& pc = m.policy.config();
+    if (pc.hidden != ls.target_hidden || pc.activation != ls.activation)
+      throw Error(cfg_.file + ": its target network is " + sizes_text(m.spec.obs_dim, ls.target_hidden, m.spec.act_dim) +
+                  " (" + activation_name(ls.activation) + "), the policy " +
+                  sizes_text(m.spec.obs_dim, pc.hidden, m.spec.act_dim) + " (" + activation_name(pc.activation) +
+                  "): set policy.hidden and policy.activation to the target's (in ml3 compare: "
+                  "methods.<name>.policy_hidden)");
+  }
+  void init(Params& policy, Params&, uint64_t) override {
+    const Params t = loss_.target_params(phi_);
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < t.size(); ++i) policy[i].copy_(t[i].to(policy[i].dtype()));
+  }
+  double gamma() const override { return 0.99; }
+  double lr() const override { return 0.0; }
+  int64_t policy_steps() const override { return 0; }
+  bool learns_from_env() const override { return false; }
+  UpdateStats update(Batch&, Params&, Params&, double, uint64_t) override { return {}; }
+  void save(Archive&, const std::string&) const override {}
+  void load(const Archive&, const std::string&) override {}
+
+ private:
+  ShapingOnlySection cfg_;
+  LearnedLoss loss_;
+  Params phi_;
+};
+
+// What a loss file says about its meta-training (for reports): its cost
+// where the file records it.
+nlohmann::json meta_training_of(const nlohmann::json& meta) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const char* k : {"meta_training_seconds", "meta_training_env_steps", "meta_iteration", "shaping"})
+    j[k] = meta.value(k, nlohmann::json());
+  return j;
+}
+
 }  // namespace
+
+AlgorithmEntry shaping_only_algorithm() {
+  AlgorithmEntry e;
+  e.name = "shaping_only";
+  e.command = Command::Train;
+  e.description = "a learned loss's target network run as the policy: its shaping information alone (no learning)";
+  e.declare = [](Schema& s, const std::string& prefix) { declare<ShapingOnlySection>(s, prefix + "shaping_only."); };
+  e.make_update = [](const Config& c, const std::string& prefix, const PolicyModels& m) -> std::unique_ptr<PolicyUpdate> {
+    return std::make_unique<ShapingOnlyUpdate>(c, prefix, m);
+  };
+  e.meta_test_baseline = false;
+  e.inputs = [](const Config& c) -> nlohmann::json {
+    const auto l = read<ShapingOnlySection>(c, "shaping_only.");
+    if (l.file.empty()) throw Error("config: key 'shaping_only.file' is required (a loss.ml3 with a target network)");
+    nlohmann::json meta;
+    LearnedLoss::load(l.file, nullptr, &meta);
+    const std::string env = c.get_string("env.name"), trained = meta.value("env", env);
+    if (trained != env)
+      throw Error(l.file + ": a loss meta-trained for " + trained + ", not for " + env + " (key 'shaping_only.file')");
+    return {{"file", l.file}, {"meta_trained_on", trained}, {"meta_training", meta_training_of(meta)}};
+  };
+  return e;
+}
 
 AlgorithmEntry learned_loss_algorithm() {
   AlgorithmEntry e;
@@ -141,7 +234,8 @@ AlgorithmEntry learned_loss_algorithm() {
             {"steps_per_batch", l.steps},
             {"meta_trained_steps_per_batch", meta.value("steps_per_batch", nlohmann::json())},
             {"meta_trained_on", trained},
-            {"meta_iteration", meta.value("meta_iteration", nlohmann::json())}};
+            {"meta_iteration", meta.value("meta_iteration", nlohmann::json())},
+            {"meta_training", meta_training_of(meta)}};
   };
   // In meta-test: the loss under test, applied as it was meta-trained.
   e.bind_artifact = [](Config& c, const std::string& file, const Config& meta) {
