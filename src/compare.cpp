@@ -86,8 +86,12 @@ struct MethodSection {
   std::string sweep_lrs;
   std::string lr_chosen_by;
   std::string policy_hidden;
+  bool baseline = false;
   template <class F>
   void fields(F& f) {
+    f("baseline", baseline,
+      "count this method as a baseline, not as a learned loss under test (e.g. a loss file that is only its "
+      "hand-designed anchor)");
     f("policy_hidden", policy_hidden,
       "this method's policy hidden sizes, comma-separated, e.g. 128,128 (empty: the comparison's policy.hidden); "
       "for a baseline at a loss target's size");
@@ -107,7 +111,8 @@ struct Method {
   nlohmann::json inputs;  // the rule's input files, described
   std::string lr_source;
   std::vector<double> sweep_lrs;
-  bool learned() const { return entry->bind_artifact != nullptr; }
+  bool as_baseline = false;  // methods.<name>.baseline: a loss file that stands for a hand-designed objective
+  bool learned() const { return entry->bind_artifact != nullptr && !as_baseline; }
   bool shaped() const { return inputs.is_object() && inputs.value("shaped", false); }
   double lr() const { return entry->lr_key.empty() ? NAN : cfg.get_double(entry->lr_key); }
 };
@@ -396,6 +401,7 @@ std::string run_compare(const CompareArgs& args) {
       m.sweep_lrs = parse_lrs(ms.sweep_lrs, prefix + "sweep_lrs");
     }
     m.lr_source = ms.lr_chosen_by.empty() ? std::string("configured") : "configured (" + ms.lr_chosen_by + ")";
+    m.as_baseline = ms.baseline;
     check_method(m, p);
     total += p.seeds * p.updates + static_cast<int>(m.sweep_lrs.size()) * sweep.seeds * sweep.updates;
     methods.push_back(std::move(m));

@@ -571,7 +571,10 @@ TEST(DeployCli, TheCommittedVersion1PolicyStillLoadsAndSucceeds) {
 }
 
 TEST(DeployCli, ReadmeDocumentsTheDeployCommands) {
-  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md");
+  // The front page, the manual and the results page together.
+  const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md") +
+                             test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/usage.md") +
+                             test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/results.md");
   for (const char* s : {"`ml3 export --run DIR", "`ml3-deploy --policy POLICY.ml3p --env NAME", "`ml3 bench deploy",
                         "### Deploy", "docs/deploy.md", "find_package(ml3_runtime)",
                         "`ml3 render (--run DIR \\| --checkpoint FILE \\| --policy FILE.ml3p \\| --env NAME) --out FILE.gif"})
