@@ -452,7 +452,7 @@ std::string run_compare(const CompareArgs& args) {
   results["config"] = args.config_path;
   results["sweep"] = sweep_json;
   if (!root) return "";
-  write_outputs(out.string(), results, curves_json(reports(methods), curves, p, episode_steps),
+  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs_of(runs), p, episode_steps),
                 fmt::format("{} ({} goals): {} updates x {} episodes, {} seeds, mean and 95% band", p.env, p.split,
                             p.updates, p.episodes, p.seeds));
   return results.dump(2);
@@ -512,7 +512,7 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
   for (const auto& m : methods)
     if (m.learned()) results["loss_meta_trained_on"] = m.inputs.value("meta_trained_on", "?");
   if (!root) return "";
-  write_outputs(out.string(), results, curves_json(reports(methods), curves, p, episode_steps),
+  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs_of(runs), p, episode_steps),
                 "meta-test on " + p.env + " (" + split_name + " split): learned loss vs baselines");
   return results.dump(2);
 }

@@ -221,7 +221,7 @@ double iqm(std::vector<double> v) {
 // The curves with mean and 95% band (bootstrap over seeds) per method, vs
 // updates and vs environment steps (tools/plot.py, kind "compare").
 nlohmann::json curves_json(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
-                           const Protocol& p, int episode_steps) {
+                           const std::vector<SeedCosts>& costs, const Protocol& p, int episode_steps) {
   std::vector<int> xs;
   std::vector<double> steps;
   for (const auto& pt : curves.front().front()) {
@@ -255,6 +255,9 @@ nlohmann::json curves_json(const std::vector<MethodReport>& methods, const std::
         for (const auto& pt : c) v.push_back(panel ? pt.distance : pt.success);
         mj["seeds"].push_back(v);
       }
+      double env_steps = 0;
+      for (const auto& c : k < costs.size() ? costs[k] : SeedCosts{}) env_steps += c.env_steps;
+      mj["env_steps"] = env_steps / std::max<size_t>(1, curves[k].size());
       pj["methods"][methods[k].name] = mj;
     }
     j["panels"].push_back(pj);

@@ -61,8 +61,11 @@ double mean_of(const std::vector<double>& v);
 // and 95% band per method vs updates and vs environment steps).
 nlohmann::json aggregate(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
                          const std::vector<SeedCosts>& costs, const Protocol& p, int episode_steps);
+// A method that collected no environment steps (behaviour cloning, a target
+// network alone) is marked "env_steps": 0: the plot draws it against
+// environment steps as its final level, not along the axis.
 nlohmann::json curves_json(const std::vector<MethodReport>& methods, const std::vector<SeedCurves>& curves,
-                           const Protocol& p, int episode_steps);
+                           const std::vector<SeedCosts>& costs, const Protocol& p, int episode_steps);
 // Writes curves.json, curves.png (titled `title`), results.md and
 // results.json (with "plot" set) into `out`, atomically.
 void write_outputs(const std::string& out, nlohmann::json& results, const nlohmann::json& curves,

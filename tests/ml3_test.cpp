@@ -680,6 +680,9 @@ TEST(Compare, ShapingOnlyDapgAndCostsOfEveryMethod) {
   EXPECT_EQ(by["target"]["policy_hidden"], nlohmann::json({12}));
   const auto curves = nlohmann::json::parse(test::read_text(root / "out" / "curves.json"));
   const auto& dist = curves["panels"][1]["methods"];
+  // The plot draws methods without environment steps as their final level.
+  EXPECT_EQ(dist["bc"]["env_steps"].get<double>(), 0.0);
+  EXPECT_EQ(dist["ppo"]["env_steps"].get<double>(), 6.0 * 8 * 50);
   for (int s = 0; s < 2; ++s) {
     // shaping_only never changes: T's evaluation at every update.
     for (const auto& v : dist["target"]["seeds"][s]) EXPECT_EQ(v, dist["target"]["seeds"][s][0]);
@@ -1093,7 +1096,7 @@ TEST(MetaTrain, LearnedLossTrainsAFreshPolicyBetterThanItsUntrainedSelf) {
 
 TEST(MetaConfig, ShippedConfigsLoadAndWriteOutEveryKey) {
   for (const char* name : {"pointmass_ml3", "reacher_ml3", "reacher_ml3_long", "reacher_ml3_shaped", "pusher_ml3_shaped", "reacher_ml3_expert", "pusher_ml3_expert",
-                           "reacher_ml3_anchored"}) {
+                           "reacher_ml3_anchored", "reacher_ml3_few_demos"}) {
     const std::string path = std::string(ML3_SOURCE_DIR) + "/configs/" + name + ".yaml";
     const Config c = load_config(Command::MetaTrain, path, {});
     const std::string text = test::read_text(path);

@@ -189,9 +189,16 @@ def compare(json_path, out_png, title):
                              squeeze=False)
     for row, (x, x_label) in enumerate(axes_x):
         for ax, panel in zip(axes[row], panels):
-            for name in data.get("order", list(panel["methods"])):
+            for i, name in enumerate(data.get("order", list(panel["methods"]))):
                 m = panel["methods"][name]
-                line, = ax.plot(x, m["mean"], label=f"{name} (n={m['n']})", linewidth=1.3)
+                color = f"C{i % 10}"  # a method's colour is the same in every panel
+                if row == 1 and m.get("env_steps", 1) == 0:
+                    # No environment steps (behaviour cloning, a target network
+                    # alone): its final level, not a curve along the axis.
+                    ax.axhline(m["mean"][-1], linestyle="--", linewidth=1.3, color=color,
+                               label=f"{name} (n={m['n']}, final, 0 env steps)")
+                    continue
+                line, = ax.plot(x, m["mean"], label=f"{name} (n={m['n']})", linewidth=1.3, color=color)
                 ax.fill_between(x, m["lo"], m["hi"], alpha=0.18, color=line.get_color(), linewidth=0)
             ax.set_xlabel(x_label)
             ax.set_ylabel(panel["y_label"])
