@@ -10,7 +10,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -205,9 +204,6 @@ std::vector<CurvePoint> row_curve(const std::vector<double>& r, int* episode_ste
   for (size_t i = 1; i + 3 < r.size(); i += 4) c.push_back({static_cast<int>(r[i]), r[i + 1], r[i + 2], r[i + 3]});
   return c;
 }
-
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // A method's curves and costs over the seeds.
 struct MethodRuns {
@@ -446,13 +442,14 @@ std::string run_compare(const CompareArgs& args) {
   for (const auto& m : methods) runs.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
   progress.finish();
   const std::vector<SeedCurves> curves = curves_of(runs);
+  const std::vector<SeedCosts> costs = costs_of(runs);
 
-  nlohmann::json results = aggregate(reports(methods), curves, costs_of(runs), p, episode_steps);
+  nlohmann::json results = aggregate(reports(methods), curves, costs, p, episode_steps);
   results["command"] = "ml3 compare";
   results["config"] = args.config_path;
   results["sweep"] = sweep_json;
   if (!root) return "";
-  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs_of(runs), p, episode_steps),
+  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs, p, episode_steps),
                 fmt::format("{} ({} goals): {} updates x {} episodes, {} seeds, mean and 95% band", p.env, p.split,
                             p.updates, p.episodes, p.seeds));
   return results.dump(2);
@@ -504,15 +501,16 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
   for (const auto& m : methods) runs.push_back(run_method(m, p, m.name, progress, done, &episode_steps));
   progress.finish();
   const std::vector<SeedCurves> curves = curves_of(runs);
+  const std::vector<SeedCosts> costs = costs_of(runs);
 
-  nlohmann::json results = aggregate(reports(methods), curves, costs_of(runs), p, episode_steps);
+  nlohmann::json results = aggregate(reports(methods), curves, costs, p, episode_steps);
   results["command"] = "ml3 meta-test";
   results["loss_file"] = loss_file;
   results["success_target"] = p.threshold;
   for (const auto& m : methods)
     if (m.learned()) results["loss_meta_trained_on"] = m.inputs.value("meta_trained_on", "?");
   if (!root) return "";
-  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs_of(runs), p, episode_steps),
+  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs, p, episode_steps),
                 "meta-test on " + p.env + " (" + split_name + " split): learned loss vs baselines");
   return results.dump(2);
 }

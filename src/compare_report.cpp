@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "src/compare.h"
 #include "src/plot.h"
+#include "src/run.h"
 
 namespace fs = std::filesystem;
 
@@ -290,8 +291,8 @@ nlohmann::json aggregate(const std::vector<MethodReport>& methods, const std::ve
     figs.push_back(figures(curves[k], p.threshold));
     r["methods"].push_back(method_json(methods[k], figs.back(), k < costs.size() ? costs[k] : SeedCosts{}, p.updates));
   }
-  // Each learned loss against the strongest baseline (highest mean final
-  // success): the comparison a claim has to survive.
+  // The strongest baseline (highest mean final success): the comparison a
+  // learned loss's claim has to survive.
   int best = -1;
   for (size_t b = 0; b < methods.size(); ++b)
     if (!methods[b].learned && (best < 0 || mean_of(figs[b].success) > mean_of(figs[best].success)))
@@ -369,11 +370,7 @@ std::string compare_markdown(const std::string& results_json) {
       "AUC | env steps | env steps to {:.0f}% | policy steps | wall s | meta-training s (env steps) |\n",
       100 * threshold, 100 * threshold);
   os << "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
-  auto count = [](const nlohmann::json& v) {
-    if (v.is_null()) return std::string("-");
-    const double x = v.get<double>();
-    return x >= 1e6 ? fmt::format("{:.2f}M", x / 1e6) : x >= 1e3 ? fmt::format("{:.1f}k", x / 1e3) : fmt::format("{:.0f}", x);
-  };
+  auto count = [](const nlohmann::json& v) { return v.is_null() ? std::string("-") : fmt_count(v.get<double>()); };
   for (const auto& m : j["methods"]) {
     const auto& ci = m["ci"];
     auto with = [&](const std::string& v, const std::string& lo, const std::string& hi) {

@@ -27,8 +27,6 @@
 namespace ml3::ml3meta {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
-inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 inline LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
   LearnedLossSpec s;

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "envs/bench.h"
+#include "src/run.h"
 
 namespace fs = std::filesystem;
 
@@ -66,16 +67,6 @@ PolicyRunPlan train_plan(const Config& c) {
   return p;
 }
 
-namespace {
-using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-std::string fmt_count(double v) {
-  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
-  if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);
-  return fmt::format("{:.0f}", v);
-}
-}  // namespace
 
 // ---- the trainer ------------------------------------------------------------------
 PolicyTrainer::PolicyTrainer(const Config& c, const AlgorithmEntry& entry, const std::string& prefix,

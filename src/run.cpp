@@ -155,6 +155,12 @@ void truncate_metrics(const fs::path& dir, int iteration) {
   truncate_file(dir / "metrics.jsonl", iteration, false);
 }
 
+std::string fmt_count(double v) {
+  if (v >= 1e6) return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e3) return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
 double median(std::vector<double> v) {
   if (v.empty()) return NAN;
   std::sort(v.begin(), v.end());

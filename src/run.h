@@ -27,6 +27,13 @@ class MetricsWriter {
   std::ofstream csv_, jsonl_;
 };
 
+// Wall time: seconds elapsed since `t` on the steady clock.
+using Clock = std::chrono::steady_clock;
+inline double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A count for a progress line or a table: 1.23M, 45.6k, 789.
+std::string fmt_count(double v);
+
 // Median of a summary statistic (mean of the two middle values for an even
 // count; NaN when empty).
 double median(std::vector<double> values);

@@ -170,6 +170,19 @@ class ShapingOnlyUpdate : public PolicyUpdate {
   Params phi_;
 };
 
+// A loss file's metadata, checked to be of the config's environment (`key`
+// names the config key for the message); "env" is filled in when the file
+// does not record it.
+nlohmann::json loss_file_meta(const std::string& file, const Config& c, const std::string& key) {
+  nlohmann::json meta;
+  LearnedLoss::load(file, nullptr, &meta);
+  const std::string env = c.get_string("env.name"), trained = meta.value("env", env);
+  if (trained != env)
+    throw Error(file + ": a loss meta-trained for " + trained + ", not for " + env + " (key '" + key + "')");
+  meta["env"] = trained;
+  return meta;
+}
+
 // What a loss file says about its meta-training (for reports): its cost
 // where the file records it.
 nlohmann::json meta_training_of(const nlohmann::json& meta) {
@@ -194,12 +207,8 @@ AlgorithmEntry shaping_only_algorithm() {
   e.inputs = [](const Config& c) -> nlohmann::json {
     const auto l = read<ShapingOnlySection>(c, "shaping_only.");
     if (l.file.empty()) throw Error("config: key 'shaping_only.file' is required (a loss.ml3 with a target network)");
-    nlohmann::json meta;
-    LearnedLoss::load(l.file, nullptr, &meta);
-    const std::string env = c.get_string("env.name"), trained = meta.value("env", env);
-    if (trained != env)
-      throw Error(l.file + ": a loss meta-trained for " + trained + ", not for " + env + " (key 'shaping_only.file')");
-    return {{"file", l.file}, {"meta_trained_on", trained}, {"meta_training", meta_training_of(meta)}};
+    const nlohmann::json meta = loss_file_meta(l.file, c, "shaping_only.file");
+    return {{"file", l.file}, {"meta_trained_on", meta["env"]}, {"meta_training", meta_training_of(meta)}};
   };
   return e;
 }
@@ -219,11 +228,8 @@ AlgorithmEntry learned_loss_algorithm() {
   e.inputs = [](const Config& c) -> nlohmann::json {
     const auto l = read<LearnedLossSection>(c, "learned_loss.");
     if (l.file.empty()) throw Error("config: key 'learned_loss.file' is required (the loss.ml3 of ml3 meta-train)");
-    nlohmann::json meta;
-    LearnedLoss::load(l.file, nullptr, &meta);
-    const std::string env = c.get_string("env.name"), trained = meta.value("env", env);
-    if (trained != env)
-      throw Error(l.file + ": a loss meta-trained for " + trained + ", not for " + env + " (key 'learned_loss.file')");
+    nlohmann::json meta = loss_file_meta(l.file, c, "learned_loss.file");
+    const std::string trained = meta["env"];
     if (meta.contains("inner_optimizer") && meta["inner_optimizer"] != l.optimizer)
       throw Error(l.file + ": meta-trained through the " + meta["inner_optimizer"].get<std::string>() +
                   " inner optimiser; key 'learned_loss.optimizer' says " + l.optimizer);
