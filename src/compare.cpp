@@ -181,7 +181,9 @@ PolicyRunPlan run_plan(const Protocol& p, int s, int updates, int episodes, int 
 void check_method(Method& m, const Protocol& p) {
   try {
     if (m.entry->inputs) m.inputs = m.entry->inputs(m.cfg);
-    PolicyTrainer probe(m.cfg, *m.entry, "", run_plan(p, 0, 1, 1, 1));
+    PolicyRunPlan plan = run_plan(p, 0, 1, 1, 1);
+    plan.build_only = true;  // no clone pre-training: that is the runs' work
+    PolicyTrainer probe(m.cfg, *m.entry, "", plan);
   } catch (const Error& e) {
     // The rule names its own keys (bc.demos); say whose they are.
     throw Error("method '" + m.name + "' (keys " + m.prefix + "*): " + e.what());

@@ -83,7 +83,7 @@ PolicyTrainer::PolicyTrainer(const Config& c, const AlgorithmEntry& entry, const
   models_.policy.set_small_forward(update_->fast_backend());
   pp_ = models_.policy.init(mix_seed(plan.seed, 11));
   vp_ = models_.value_net.init(mix_seed(plan.seed, 12));
-  update_->init(pp_, vp_, mix_seed(plan.seed, 13));
+  if (!plan.build_only) update_->init(pp_, vp_, mix_seed(plan.seed, 13));
 }
 
 std::string PolicyTrainer::label() const { return "train " + env_name_ + " " + name_; }

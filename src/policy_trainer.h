@@ -74,6 +74,10 @@ struct PolicyRunPlan {
   int eval_every = 25, eval_episodes = 100;
   uint64_t eval_seed = 0;
   int nan_at_iteration = 0;  // testing aid: a NaN reward at this iteration
+  // Build the rule and its inputs only, without PolicyUpdate::init (no
+  // optimiser state, no pre-training such as a clone's): ml3 compare's check
+  // of every method before any work. Such a trainer is not to be iterated.
+  bool build_only = false;
 };
 // The plan of `ml3 train` (train.*, debug.*, seed).
 PolicyRunPlan train_plan(const Config& c);
