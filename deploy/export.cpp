@@ -1,4 +1,5 @@
 #include "deploy/export.h"
+#include "deploy/checkpoint_entries.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +10,8 @@
 #include "core/error.h"
 #include "core/obs_norm.h"
 #include "envs/env.h"
-#include "src/sections.h"
+#include "deploy/policy_section.h"
+#include "core/run_paths.h"
 
 namespace fs = std::filesystem;
 
@@ -25,7 +27,7 @@ std::string shape_text(const std::vector<int64_t>& s) {
 // The float32 values of policy tensor `i`, which must have `shape`.
 std::vector<float> policy_tensor(const Archive& a, size_t i, const std::vector<int64_t>& shape,
                                  const std::string& network) {
-  const std::string name = "policy/" + std::to_string(i);
+  const std::string name = ckpt::kPolicy + std::to_string(i);
   const Blob& b = a.get(name);
   if (b.dtype != "f32")
     throw Error(fmt::format("{}: entry {} is {}, expected f32 (policies train in float32)", a.path(), name, b.dtype));
@@ -90,7 +92,7 @@ runtime::PolicyData policy_from_checkpoint(const Archive& a) {
                          meta.value("env_steps", int64_t{0}));
 
   ObsNormalizer norm(spec.obs_dim, ps.obs_norm);
-  norm.load(a, "norm/");
+  norm.load(a, ckpt::kNorm);
   d.normalize = norm.active();
   if (d.normalize) {
     d.obs_clip = norm.clip();
@@ -116,14 +118,14 @@ runtime::PolicyData policy_from_checkpoint(const Archive& a) {
   // policy/<2 layers> is the log-std (not part of the deterministic action);
   // anything after it means another network layout.
   policy_tensor(a, 2 * layers, {static_cast<int64_t>(d.act_dim)}, network);
-  if (a.has("policy/" + std::to_string(2 * layers + 1)))
+  if (a.has(ckpt::kPolicy + std::to_string(2 * layers + 1)))
     throw Error(fmt::format("{}: more policy tensors than the stored config's network ({}) has", path, network));
   runtime::validate(d, path);
   return d;
 }
 
 std::string checkpoint_of(const std::string& run_dir, const std::string& checkpoint) {
-  return checkpoint.empty() ? (fs::path(run_dir) / "checkpoints" / "last.ckpt").string() : checkpoint;
+  return checkpoint.empty() ? last_checkpoint(run_dir).string() : checkpoint;
 }
 
 runtime::PolicyData policy_from_loss_target(const Archive& a) {

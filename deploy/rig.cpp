@@ -100,7 +100,7 @@ nlohmann::json run_rig(const RigOptions& o, runtime::Policy* policy, const std::
 
   const int od = spec.obs_dim, ad = spec.act_dim, T = spec.episode_steps;
   const auto tasks = sample_tasks(*env, parse_split(o.split), o.seed, o.episodes);
-  const uint64_t reset_stream = mix_seed(o.seed, kEvalStream);
+  const uint64_t reset_stream = eval_reset_stream(o.seed);
   Rng noise(mix_seed(o.seed, 0x0B5E));  // observation noise (only drawn when --obs-noise > 0)
   std::vector<double> obs(od), seen(od), action(ad * (o.action_delay + 1)), applied(ad);
   std::vector<double> latency_us;

@@ -7,12 +7,13 @@
 //
 // Environments never terminate early; episodes are truncated at
 // spec().episode_steps (a time limit, not a terminal state: learners bootstrap
-// the value of the truncated state, see compute_gae in src/pg.cpp).
+// the value of the truncated state, see compute_gae in src/policy/pg.cpp).
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "core/config.h"
 
 namespace ml3 {
@@ -102,10 +103,12 @@ class Env {
 
 // Reproducible goals: task i of (split, seed) is the same whatever n is.
 std::vector<Task> sample_tasks(const Env& env, Split split, uint64_t seed, int n);
-// Deterministic evaluation (ml3 eval, the runner's evaluations, ml3-deploy):
-// episode i of (split, seed) runs goal i of sample_tasks(split, seed) from the
-// initial state of seed mix_seed(mix_seed(seed, kEvalStream), i).
+// Deterministic evaluation (ml3 eval, the runner's evaluations, ml3-deploy,
+// the model-based reacher): episode i of (split, seed) runs goal i of
+// sample_tasks(split, seed) from the initial state of seed
+// mix_seed(eval_reset_stream(seed), i). The one owner of that rule.
 constexpr uint64_t kEvalStream = 0xE7A1;
+inline uint64_t eval_reset_stream(uint64_t seed) { return mix_seed(seed, kEvalStream); }
 
 // ---- registry (envs/registry.cpp) ---------------------------------------------
 struct EnvEntry {

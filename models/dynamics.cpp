@@ -62,6 +62,32 @@ Params get_mlp_params(const Archive& a, const std::string& prefix, const Functio
   return p;
 }
 
+void write_mlp_loss_file(const std::string& path, const std::string& kind, const FunctionalMlp& net,
+                         const Params& phi, nlohmann::json meta) {
+  Archive a(kind);
+  a.meta() = std::move(meta);
+  a.meta()["format"] = 1;
+  a.meta()["sizes"] = net.sizes();
+  put_params(a, "phi/", phi);
+  a.save(path);
+}
+
+MlpLossFile load_mlp_loss_file(const std::string& path, const std::string& kind, int inputs, const std::string& what) {
+  const Archive a = Archive::load(path, kind);
+  std::vector<int> sizes;
+  try {
+    sizes = a.meta().at("sizes").get<std::vector<int>>();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(path + ": " + what + " loss metadata lacks 'sizes'");
+  }
+  if (sizes.size() < 2 || sizes.front() != inputs || sizes.back() != 1)
+    throw Error(path + ": a " + what + " loss must be " + std::to_string(inputs) + "-...-1");
+  MlpLossFile f{FunctionalMlp(sizes, Activation::Elu, true), {}, a.meta()};
+  f.phi = get_mlp_params(a, "phi/", f.net);
+  if (!all_finite(f.phi)) throw Error(path + ": the loss holds non-finite values");
+  return f;
+}
+
 DynamicsEnsemble::DynamicsEnsemble(const DynamicsSpec& spec, uint64_t seed) : spec_(spec) {
   if (spec.in_dim < 1 || spec.out_dim < 1 || spec.members < 1) throw Error("internal: empty dynamics model");
   std::vector<int> sizes{spec.in_dim};

@@ -7,7 +7,7 @@
 // members' means; training minimises the Gaussian negative log-likelihood of
 // every member. Members are batched: layer l of all members is one baddbmm
 // over weights [E, in, out], and the same batched forward runs a pool of
-// independent policies (src/mbrl.cpp).
+// independent policies (src/testbeds/mbrl/mbrl.cpp).
 #include <string>
 #include <vector>
 
@@ -28,6 +28,22 @@ Params batched_member(const Params& params, int64_t b);
 // (put_params), each checked against the layer sizes: ml3::Error naming the
 // archive's file when a shape does not match.
 Params get_mlp_params(const Archive& a, const std::string& prefix, const FunctionalMlp& net);
+
+// The loss files of the testbeds whose learned loss is one ELU MLP with
+// biases (mountain car, the model-based reacher): an archive of `kind` with
+// metadata "format", "sizes" and the caller's keys, the parameters under
+// "phi/". The one reader and writer of both (the policy losses of ML3 are
+// LearnedLoss files; the sine testbed's are LibTorch-free).
+void write_mlp_loss_file(const std::string& path, const std::string& kind, const FunctionalMlp& net,
+                         const Params& phi, nlohmann::json meta);
+struct MlpLossFile {
+  FunctionalMlp net;
+  Params phi;
+  nlohmann::json meta;
+};
+// Checks the kind, the sizes (`inputs`-...-1) and that every value is
+// finite; `what` names the loss in messages ("mountain car", "mbrl").
+MlpLossFile load_mlp_loss_file(const std::string& path, const std::string& kind, int inputs, const std::string& what);
 
 struct DynamicsSpec {
   int in_dim = 0, out_dim = 0, members = 5;

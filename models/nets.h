@@ -12,6 +12,7 @@
 
 #include "core/archive.h"
 #include "core/obs_norm.h"
+#include "core/small_mlp.h"  // Activation
 
 namespace ml3 {
 
@@ -22,7 +23,6 @@ using Params = std::vector<Tensor>;
 // error of actions (behaviour cloning, shaping terms, the target network).
 Tensor squared_action_error(const Tensor& a, const Tensor& b);
 
-enum class Activation { Tanh, Relu, Elu, None };
 Activation parse_activation(const std::string& name);  // tanh | relu | elu
 const char* activation_name(Activation a);
 

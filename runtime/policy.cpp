@@ -13,6 +13,12 @@
 #include "ml3/runtime.hpp"
 
 namespace ml3::runtime {
+// The format's activation codes are the project's one activation enum.
+static_assert(static_cast<int>(Activation::Tanh) == static_cast<int>(ml3::Activation::Tanh) &&
+                  static_cast<int>(Activation::Relu) == static_cast<int>(ml3::Activation::Relu) &&
+                  static_cast<int>(Activation::Elu) == static_cast<int>(ml3::Activation::Elu),
+              "runtime::Activation codes must match core/small_mlp.h's Activation");
+
 namespace {
 
 constexpr char kMagic[8] = {'M', 'L', '3', 'P', 'O', 'L', 'C', 'Y'};
@@ -308,7 +314,7 @@ bool Policy::act(const double* obs, double* action) {
   for (size_t l = 0; l < n_layers; ++l)
     layers[l] = {d_.weights[l].data(), d_.biases[l].data(), static_cast<int>(d_.sizes[l]),
                  static_cast<int>(d_.sizes[l + 1])};
-  const float* y = mlp_forward(layers, n_layers, static_cast<MlpAct>(d_.activation), x, 1, buf_b_.data(),
+  const float* y = mlp_forward(layers, n_layers, static_cast<ml3::Activation>(d_.activation), x, 1, buf_b_.data(),
                                buf_a_.data());
   for (uint32_t j = 0; j < d_.act_dim; ++j)
     if (!std::isfinite(y[j])) {

@@ -281,5 +281,18 @@ TEST(Cli, DynamicsFitAndATruncatedModelFile) {
   std::filesystem::remove_all(dir);
 }
 
+// docs/configs.md is what tools/configs_md.sh prints from this binary's schemas:
+// a key added, renamed or re-documented without regenerating it fails here.
+TEST(Docs, ConfigsMdIsUpToDate) {
+  const auto dir = test::temp_dir("configs_md");
+  const std::string build = std::filesystem::path(ML3_BINARY).parent_path().string();
+  const auto r = test::run_command("bash tools/configs_md.sh '" + build + "' > '" + (dir / "configs.md").string() + "'",
+                                   ML3_SOURCE_DIR);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_TRUE(test::read_text(dir / "configs.md") == test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/configs.md"))
+      << "docs/configs.md is out of date: run tools/configs_md.sh > docs/configs.md";
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace ml3

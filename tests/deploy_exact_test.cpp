@@ -7,7 +7,7 @@
 
 #include "core/rng.h"
 #include "deploy/export.h"
-#include "src/deploy_bench.h"
+#include "src/bench/bench.h"
 #include "test_util.h"
 
 namespace ml3 {

@@ -574,6 +574,7 @@ TEST(DeployCli, ReadmeDocumentsTheDeployCommands) {
   // The front page, the manual and the results page together.
   const std::string readme = test::read_text(std::string(ML3_SOURCE_DIR) + "/README.md") +
                              test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/usage.md") +
+                             test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/cli.md") +
                              test::read_text(std::string(ML3_SOURCE_DIR) + "/docs/results.md");
   for (const char* s : {"`ml3 export --run DIR", "`ml3-deploy --policy POLICY.ml3p --env NAME", "`ml3 bench deploy",
                         "### Deploy", "docs/deploy.md", "find_package(ml3_runtime)",

@@ -10,10 +10,10 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "deploy/export.h"
-#include "src/pg.h"
-#include "src/algorithm.h"
-#include "src/fast_pg.h"
-#include "src/policy_trainer.h"
+#include "src/policy/pg.h"
+#include "src/run/algorithm.h"
+#include "src/policy/fast_pg.h"
+#include "src/policy/trainer.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -186,11 +186,11 @@ struct NetShape {
   int obs, act;
   std::vector<int> hidden;
   Activation act_fn;
-  MlpAct fast_act;
+  Activation fast_act;
 };
-const NetShape kShapes[] = {{11, 2, {64, 64}, Activation::Tanh, MlpAct::Tanh},
-                            {5, 3, {32}, Activation::Relu, MlpAct::Relu},
-                            {7, 2, {16, 16, 16}, Activation::Elu, MlpAct::Elu}};
+const NetShape kShapes[] = {{11, 2, {64, 64}, Activation::Tanh, Activation::Tanh},
+                            {5, 3, {32}, Activation::Relu, Activation::Relu},
+                            {7, 2, {16, 16, 16}, Activation::Elu, Activation::Elu}};
 
 // The fast path's products against a double-precision reference, for every
 // transpose combination, row counts around the 4-row tile, widths around the
@@ -328,7 +328,7 @@ TEST(FastPg, WholeUpdateMatchesLibTorch) {
                                       std::string("pg.backend=") + backend});
         VecEnv venv("reacher", c.subset("env."), 8, 1);
         const PolicyModels m = make_policy_models(c, venv.spec());
-        auto update = find_algorithm(algo).make_update(c, "", m);
+        auto update = find_algorithm(algo).rule().make_update(c, "", m);
         Params pp = m.policy.init(1), vp = m.value_net.init(2);
         update->init(pp, vp, 3);
         p0 = clone_params(pp, false);
@@ -541,7 +541,7 @@ TEST(Trainer, FastBackendIsDeterministicResumesExactlyAndExports) {
   EXPECT_EQ(metric_rows(root / "rf2"), metric_rows(root / "rf1"));
   expect_resume_matches(root, tiny({"pg.backend=fast"}));
   const Archive a = Archive::load((root / "full" / "checkpoints" / "last.ckpt").string());
-  train_tiny(root / "torch", tiny());
+  train_tiny(root / "torch", tiny({"pg.backend=torch"}));
   EXPECT_NE(metric_rows(root / "full"), metric_rows(root / "torch")) << "the backend should be the one configured";
   runtime::Policy deployed(policy_from_checkpoint(a), "exported");
   std::vector<double> obs(deployed.info().obs_dim, 0.1), act(deployed.info().act_dim);

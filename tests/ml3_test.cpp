@@ -13,11 +13,11 @@
 #include "deploy/export.h"
 #include "deploy/rig.h"
 #include "envs/demos.h"
-#include "src/algorithm.h"
-#include "src/compare.h"
-#include "src/compare_report.h"
-#include "src/meta_test.h"
-#include "src/ml3_core.h"
+#include "src/run/algorithm.h"
+#include "src/compare/compare.h"
+#include "src/compare/report.h"
+#include "src/compare/meta_test.h"
+#include "src/ml3/inner_loop.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -40,7 +40,7 @@ struct MetaTestArgs {
 };
 std::string run_meta_test(const MetaTestArgs& t) {
   const Config c = load_config(Command::MetaTrain, t.config_path, t.overrides);
-  return run_policy_meta_test(t.loss_file, c, t.split, t.out_dir, t.force, t.quiet);
+  return entry_of(c).problem().meta_test(t.loss_file, c, t.split, t.out_dir, t.force, t.quiet);
 }
 
 Batch to_double(Batch b) {
@@ -1134,7 +1134,9 @@ TEST(Registry, EntriesAreCompleteAndUnique) {
   for (const auto& e : algorithm_registry()) {
     EXPECT_TRUE(names.insert(e.name).second) << e.name;
     EXPECT_TRUE(e.declare) << e.name;
-    EXPECT_TRUE(e.command == Command::Train ? e.make_update != nullptr : e.make != nullptr) << e.name;
+    EXPECT_TRUE(e.command == Command::Train ? e.is_rule() && e.rule().make_update != nullptr
+                                            : !e.is_rule() && e.problem().make != nullptr)
+        << e.name;
   }
   EXPECT_NE(error_of([] { find_algorithm("pp0"); }).find("did you mean 'ppo'"), std::string::npos);
   EXPECT_NE(error_of([] { load_config(Command::Train, "", {"algorithm=ml3", "env.name=reacher"}); })

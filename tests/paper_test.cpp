@@ -1,6 +1,6 @@
-// Tests of the paper's shaping experiments: the shaped sine (src/sine/, the
+// Tests of the paper's shaping experiments: the shaped sine (src/testbeds/sine/, the
 // frequency model y = sin(theta x)) and the mountain car with an intermediate
-// goal (src/mountain_car.h), and their landscapes. Small networks, few
+// goal (src/testbeds/mountain_car/mountain_car.h), and their landscapes. Small networks, few
 // iterations, fixed seeds.
 #include <gtest/gtest.h>
 
@@ -13,11 +13,11 @@
 
 #include "core/archive.h"
 #include "core/error.h"
-#include "src/algorithm.h"
+#include "src/run/algorithm.h"
 #include "core/rng.h"
-#include "src/mbrl.h"
-#include "src/mountain_car.h"
-#include "src/sine/sine.h"
+#include "src/testbeds/mbrl/mbrl.h"
+#include "src/testbeds/mountain_car/mountain_car.h"
+#include "src/testbeds/sine/sine.h"
 #include "run_util.h"
 #include "test_util.h"
 
@@ -334,7 +334,7 @@ TEST(MountainCar, ShapedMetaTrainingReachesTheGoal) {
 }
 
 
-// ---- the model-based reacher (src/mbrl.h) ----------------------------------------
+// ---- the model-based reacher (src/testbeds/mbrl/mbrl.h) ----------------------------------------
 // A small, fast version of configs/reacher_mbrl_ml3.yaml.
 Config mbrl_config(const std::vector<std::string>& extra) {
   std::vector<std::string> o{"mbrl.babble_episodes=40", "mbrl.holdout_episodes=8", "mbrl.ensemble=2",

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "src/algorithm.h"
+#include "src/run/algorithm.h"
 
 namespace ml3::test {
 

@@ -1,9 +1,9 @@
-// Tests of the supervised sine testbed (src/sine/sine.h): the autograd meta-gradient
+// Tests of the supervised sine testbed (src/testbeds/sine/sine.h): the autograd meta-gradient
 // against central finite differences, the hand-derived Eigen meta-gradient
 // against autograd, a short meta-training, the learned-loss file and config
 // errors. Small networks, fixed seeds, double where exactness matters.
-#include "src/algorithm.h"
-#include "src/sine/sine.h"
+#include "src/run/algorithm.h"
+#include "src/testbeds/sine/sine.h"
 
 #include <gtest/gtest.h>
 

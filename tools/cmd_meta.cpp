@@ -8,11 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "src/algorithm.h"
-#include "src/deploy_bench.h"
-#include "src/mbrl.h"
-#include "src/policy_trainer.h"
-#include "src/sine/sine.h"
+#include "core/run_paths.h"
+#include "src/run/algorithm.h"
+#include "src/bench/bench.h"
+#include "src/testbeds/mbrl/mbrl.h"
+#include "src/policy/trainer.h"
+#include "src/testbeds/sine/sine.h"
 #include "tools/commands.h"
 
 namespace ml3 {
@@ -142,7 +143,7 @@ void register_meta_commands(CLI::App& app) {
                 g["blas"].get<double>(), g["ratio"].get<double>());
   });
 
-  // dynamics fit: the model-based reacher's dynamics ensemble (src/mbrl.h).
+  // dynamics fit: the model-based reacher's dynamics ensemble (src/testbeds/mbrl/mbrl.h).
   static std::string dyn_config, dyn_out;
   static std::vector<std::string> dyn_overrides;
   static bool dyn_force = false, dyn_json = false, dyn_quiet = false;
@@ -162,9 +163,7 @@ void register_meta_commands(CLI::App& app) {
   fit->callback([] {
     const Config cfg = load_config(Command::MetaTrain, dyn_config, dyn_overrides);
     if (cfg.get_string("algorithm") != "mbrl") throw Error(dyn_config + ": ml3 dynamics fit needs algorithm: mbrl");
-    const std::string dir =
-        dyn_out.empty() ? (std::filesystem::path("runs") / (std::filesystem::path(dyn_config).stem().string() + "_dynamics")).string()
-                        : dyn_out;
+    const std::string dir = run_dir_or_default(dyn_out, dyn_config, "_dynamics").string();
     const auto j = nlohmann::json::parse(run_dynamics_fit(cfg, dir, dyn_force, dyn_quiet));
     if (dyn_json) {
       std::cout << j.dump(2) << "\n";

@@ -1,14 +1,15 @@
 // Learning sub-commands: train, eval, meta-train, meta-test. Every algorithm
-// runs through the one runner (src/algorithm.h); the commands only parse
+// runs through the one runner (src/run/algorithm.h); the commands only parse
 // flags, pick the config and print.
 #include <filesystem>
 #include <iostream>
 
 #include "core/error.h"
-#include "src/algorithm.h"
-#include "src/compare.h"
-#include "src/dist.h"
-#include "src/meta_test.h"
+#include "core/run_paths.h"
+#include "src/run/algorithm.h"
+#include "src/compare/compare.h"
+#include "src/run/dist.h"
+#include "src/compare/meta_test.h"
 #include "deploy/rig.h"
 #include "ml3/runtime.hpp"
 #include "tools/commands.h"
@@ -17,7 +18,8 @@ namespace ml3 {
 namespace {
 
 // The flags `train` and `meta-train` share; the callback runs the runner.
-void add_run_command(CLI::App& app, Command command, const std::string& help, RunArgs& a) {
+// Each command has its own arguments (`a`, and `loss_file`: train's --loss).
+void add_run_command(CLI::App& app, Command command, const std::string& help, RunArgs& a, std::string& loss_file) {
   auto* cmd = app.add_subcommand(command_name(command), help);
   a.command = command;
   cmd->add_option("--config", a.config_path, "YAML experiment config (configs/*.yaml)")->check(CLI::ExistingFile);
@@ -28,7 +30,6 @@ void add_run_command(CLI::App& app, Command command, const std::string& help, Ru
   cmd->add_option("--stop-after", a.stop_after, "Stop after this iteration (with a checkpoint); resume later")
       ->check(CLI::Range(1, 100000000));
   cmd->add_flag("--quiet", a.quiet, "No progress line");
-  static std::string loss_file;
   if (command == Command::Train)
     cmd->add_option("--loss", loss_file,
                     "Train with this learned loss (loss.ml3 of ml3 meta-train): sets algorithm=learned_loss and "
@@ -37,7 +38,7 @@ void add_run_command(CLI::App& app, Command command, const std::string& help, Ru
   auto* print_schema = cmd->add_flag("--print-schema", "Print every config key (Markdown table) and exit");
   auto* print_config = cmd->add_flag("--print-config", "Print the resolved config (file + overrides) and exit");
   cmd->add_option("overrides", a.overrides, "key=value config overrides, e.g. optim.lr=1e-3 seed=2");
-  cmd->callback([&a, command, print_schema, print_config] {
+  cmd->callback([&a, &loss_file, command, print_schema, print_config] {
     if (!loss_file.empty()) {
       a.overrides.insert(a.overrides.begin(), {"algorithm=learned_loss", "learned_loss.file=" + loss_file});
     }
@@ -61,11 +62,12 @@ void add_run_command(CLI::App& app, Command command, const std::string& help, Ru
 
 void register_train_commands(CLI::App& app) {
   static RunArgs train_args, meta_args;
+  static std::string train_loss_file, meta_loss_file;
   add_run_command(app, Command::Train, "Train a policy (PPO, REINFORCE or a learned loss); writes a run folder",
-                  train_args);
+                  train_args, train_loss_file);
   add_run_command(app, Command::MetaTrain,
                   "Meta-train a learned loss (ML3; policies or the sine testbed); writes a run folder with loss.ml3",
-                  meta_args);
+                  meta_args, meta_loss_file);
 
   static EvalArgs ea;
   static bool eval_json = false;
@@ -133,15 +135,13 @@ void register_train_commands(CLI::App& app) {
   test->callback([] {
     const Config cfg = load_config(Command::MetaTrain, config, overrides);
     const AlgorithmEntry& e = entry_of(cfg);
-    if (!e.meta_test) throw Error("algorithm '" + e.name + "' has no meta-test");
-    const std::string dir =
-        out.empty() ? (std::filesystem::path("runs") / (std::filesystem::path(config).stem().string() + "_meta_test_" + split)).string()
-                    : out;
-    if (dist::Comm::get().distributed() && e.meta_test != run_policy_meta_test)
+    if (e.is_rule() || !e.problem().meta_test) throw Error("algorithm '" + e.name + "' has no meta-test");
+    const std::string dir = run_dir_or_default(out, config, "_meta_test_" + split).string();
+    if (dist::Comm::get().distributed() && !e.problem().meta_test_spreads_over_ranks)
       throw Error("algorithm '" + e.name + "': its meta-test does not run on several ranks (docs/distributed.md)");
-    const std::string r = e.meta_test(loss, cfg, split, dir, force, quiet);
+    const std::string r = e.problem().meta_test(loss, cfg, split, dir, force, quiet);
     if (r.empty()) return;  // a rank other than 0 of a distributed run
-    std::cout << (json || !e.meta_test_table ? r + "\n" : e.meta_test_table(r));
+    std::cout << (json || !e.problem().meta_test_table ? r + "\n" : e.problem().meta_test_table(r));
   });
 
   static LandscapeArgs la;

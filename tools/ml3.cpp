@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "src/run/dist.h"
 #include "tools/cli_main.h"
 #include "tools/commands.h"
 
@@ -13,8 +14,7 @@ int main(int argc, char** argv) {
   // same work on every rank.
   const char* world = std::getenv("WORLD_SIZE");
   const std::string cmd = argc > 1 ? argv[1] : "";
-  if (world && std::atoi(world) > 1 && !cmd.empty() && cmd[0] != '-' && cmd != "meta-train" && cmd != "meta-test" &&
-      cmd != "compare" && cmd != "launch") {
+  if (world && std::atoi(world) > 1 && !cmd.empty() && cmd[0] != '-' && !ml3::dist::command_runs_on_ranks(cmd)) {
     std::fprintf(stderr, "error: 'ml3 %s' does not run on several ranks (WORLD_SIZE=%s); distributed runs are "
                  "ml3 meta-train (algorithm ml3), meta-test and compare (docs/distributed.md)\n", argv[1], world);
     return 1;

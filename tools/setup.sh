@@ -9,10 +9,10 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake pkg-config
   libtorch-dev                 # LibTorch 1.13 (CPU)
-  libgloo-dev                  # Gloo headers + library behind LibTorch's c10d (distributed runs, src/dist.cpp)
+  libgloo-dev                  # Gloo headers + library behind LibTorch's c10d (distributed runs, src/run/dist.cpp)
   libmujoco-dev libqhull-dev   # MuJoCo 2.2; its CMake config needs qhull's headers
   libopenblas0-pthread         # optimised BLAS behind libblas.so.3 (LibTorch is 3-6x faster)
-  libblas-dev                  # links src/fast_pg.cpp to libblas.so.3 (resolved to OpenBLAS at run time)
+  libblas-dev                  # links src/policy/fast_pg.cpp to libblas.so.3 (resolved to OpenBLAS at run time)
   libeigen3-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-matplotlib   # learning-curve plots (tools/plot.py)
