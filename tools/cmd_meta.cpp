@@ -162,7 +162,7 @@ void register_meta_commands(CLI::App& app) {
   fit->add_option("overrides", dyn_overrides, "key=value overrides, e.g. mbrl.ensemble=3 seed=2");
   fit->callback([] {
     const Config cfg = load_config(Command::MetaTrain, dyn_config, dyn_overrides);
-    if (cfg.get_string("algorithm") != "mbrl") throw Error(dyn_config + ": ml3 dynamics fit needs algorithm: mbrl");
+    check_mbrl_config(cfg, dyn_config);
     const std::string dir = run_dir_or_default(dyn_out, dyn_config, "_dynamics").string();
     const auto j = nlohmann::json::parse(run_dynamics_fit(cfg, dir, dyn_force, dyn_quiet));
     if (dyn_json) {
@@ -185,7 +185,7 @@ void register_meta_commands(CLI::App& app) {
   deval->add_option("overrides", dyn_overrides, "key=value overrides, e.g. mbrl.holdout_episodes=50");
   deval->callback([] {
     const Config cfg = load_config(Command::MetaTrain, dyn_config, dyn_overrides);
-    if (cfg.get_string("algorithm") != "mbrl") throw Error(dyn_config + ": ml3 dynamics eval needs algorithm: mbrl");
+    check_mbrl_config(cfg, dyn_config);
     const auto j = nlohmann::json::parse(run_dynamics_eval(eval_model, cfg));
     if (dyn_json) {
       std::cout << j.dump(2) << "\n";

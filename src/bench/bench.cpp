@@ -14,13 +14,14 @@
 #include "envs/env.h"
 #include "src/run/algorithm.h"
 #include "src/policy/trainer.h"
+#include "src/run/dist.h"
 #include "src/run/run.h"
 
 namespace ml3 {
 
 Archive train_checkpoint(const std::vector<std::string>& overrides, int iterations) {
   const Config cfg = load_config(Command::Train, "", overrides);
-  auto algo = make_algorithm(cfg, "");
+  auto algo = make_algorithm(cfg, "", dist::Comm::get());  // a policy trainer: one process
   for (int it = 1; it <= iterations; ++it) algo->iterate(it);
   return checkpoint_archive(*algo, cfg, iterations, 0.0);
 }

@@ -213,7 +213,6 @@ std::string run_compare(const CompareArgs& args) {
   const bool root = open_outputs(comm, out, args.force, cfg);
   Progress progress("compare " + p.env + " (" + p.split + ")", total, args.quiet || !root);
   MethodRunner runner(comm, progress);
-  int episode_steps = 0;
   nlohmann::json sweep_json = {{"enabled", sw.enabled},
                                {"split", sweep.split},
                                {"seeds", sweep.seeds},
@@ -240,18 +239,13 @@ std::string run_compare(const CompareArgs& args) {
     m.lr_source = "sweep of this run (" + m.entry->rule().lr_key + ", train split)";
     sweep_json["methods"][m.name] = {{"key", m.entry->rule().lr_key}, {"runs", runs}, {"chosen_lr", best_lr}};
   }
-  std::vector<MethodRuns> runs;
-  for (const auto& m : methods) runs.push_back(runner.run(m, p, m.name, &episode_steps));
-  progress.finish();
-  const std::vector<SeedCurves> curves = curves_of(runs);
-  const std::vector<SeedCosts> costs = costs_of(runs);
-
-  nlohmann::json results = aggregate(reports(methods), curves, costs, p, episode_steps);
+  MethodRunner::Report report = runner.run_all(methods, p);
+  nlohmann::json& results = report.results;
   results["command"] = "ml3 compare";
   results["config"] = args.config_path;
   results["sweep"] = sweep_json;
   if (!root) return "";
-  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs, p, episode_steps),
+  write_outputs(out.string(), results, report.curves,
                 fmt::format("{} ({} goals): {} updates x {} episodes, {} seeds, mean and 95% band", p.env, p.split,
                             p.updates, p.episodes, p.seeds));
   return results.dump(2);

@@ -55,21 +55,15 @@ std::string run_policy_meta_test(const std::string& loss_file, const Config& cfg
   Progress progress("meta-test " + p.env + " (" + split_name + ")",
                     static_cast<int>(methods.size()) * p.seeds * p.updates, quiet || !root);
   MethodRunner runner(comm, progress);
-  int episode_steps = 0;
-  std::vector<MethodRuns> runs;
-  for (const auto& m : methods) runs.push_back(runner.run(m, p, m.name, &episode_steps));
-  progress.finish();
-  const std::vector<SeedCurves> curves = curves_of(runs);
-  const std::vector<SeedCosts> costs = costs_of(runs);
-
-  nlohmann::json results = aggregate(reports(methods), curves, costs, p, episode_steps);
+  MethodRunner::Report report = runner.run_all(methods, p);
+  nlohmann::json& results = report.results;
   results["command"] = "ml3 meta-test";
   results["loss_file"] = loss_file;
   results["success_target"] = p.threshold;
   for (const auto& m : methods)
     if (m.learned()) results["loss_meta_trained_on"] = m.inputs.value("meta_trained_on", "?");
   if (!root) return "";
-  write_outputs(out.string(), results, curves_json(reports(methods), curves, costs, p, episode_steps),
+  write_outputs(out.string(), results, report.curves,
                 "meta-test on " + p.env + " (" + split_name + " split): learned loss vs baselines");
   return results.dump(2);
 }

@@ -173,6 +173,17 @@ MethodRuns MethodRunner::run(const Method& m, const Protocol& p, const std::stri
   return out;
 }
 
+MethodRunner::Report MethodRunner::run_all(const std::vector<Method>& methods, const Protocol& p) {
+  int episode_steps = 0;
+  std::vector<MethodRuns> runs;
+  for (const auto& m : methods) runs.push_back(run(m, p, m.name, &episode_steps));
+  progress_.finish();
+  const std::vector<SeedCurves> curves = curves_of(runs);
+  const std::vector<SeedCosts> costs = costs_of(runs);
+  return {aggregate(reports(methods), curves, costs, p, episode_steps),
+          curves_json(reports(methods), curves, costs, p, episode_steps)};
+}
+
 // The curves and the costs of every method, as the report takes them.
 std::vector<SeedCurves> curves_of(const std::vector<MethodRuns>& runs) {
   std::vector<SeedCurves> c;

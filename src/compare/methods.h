@@ -65,6 +65,12 @@ class MethodRunner {
  public:
   MethodRunner(dist::Comm& comm, Progress& progress) : comm_(comm), progress_(progress) {}
   MethodRuns run(const Method& m, const Protocol& p, const std::string& label, int* episode_steps);
+  // Every method on the protocol, the progress line finished, and the
+  // report: results.json's statistics and curves.json's curves.
+  struct Report {
+    nlohmann::json results, curves;
+  };
+  Report run_all(const std::vector<Method>& methods, const Protocol& p);
 
  private:
   dist::Comm& comm_;

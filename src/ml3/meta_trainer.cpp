@@ -35,9 +35,9 @@ LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
   return s;
 }
 // LibTorch's intra-op threads before any tensor work of the trainer.
-dist::Comm& with_threads(const Config& c) {
+dist::Comm& with_threads(const Config& c, dist::Comm& comm) {
   set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
-  return dist::Comm::get();
+  return comm;
 }
 }  // namespace
 
@@ -55,8 +55,8 @@ void IterationSums::assign(const std::vector<double>& v) {
   task_status.assign(v.begin() + 11, v.end());
 }
 
-Ml3MetaTrainer::Ml3MetaTrainer(const Config& c, const std::string& run_dir)
-    : comm_(with_threads(c)),
+Ml3MetaTrainer::Ml3MetaTrainer(const Config& c, const std::string& run_dir, dist::Comm& comm)
+    : comm_(with_threads(c, comm)),
       cfg_(c),
       meta_(read<MetaSection>(c, "meta.")),
       lsec_(read<LossSection>(c, "loss.")),
@@ -341,8 +341,8 @@ AlgorithmEntry ml3_algorithm() {
   e.description = "ML3: a learned loss that replaces the policy-gradient objective (Bechtle et al. 2021)";
   e.declare = declare_ml3;
   e.check = check_ml3;
-  e.define_problem().make = [](const Config& c, const std::string& run_dir) -> std::unique_ptr<Algorithm> {
-    return std::make_unique<Ml3MetaTrainer>(c, run_dir);
+  e.define_problem().make = [](const Config& c, const std::string& run_dir, dist::Comm& comm) -> std::unique_ptr<Algorithm> {
+    return std::make_unique<Ml3MetaTrainer>(c, run_dir, comm);
   };
   e.define_problem().meta_test = [](const std::string& loss_file, const Config& c, const std::string& split, const std::string& out,
                    bool force, bool quiet) {

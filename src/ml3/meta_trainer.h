@@ -38,7 +38,7 @@ struct IterationSums {
 
 class Ml3MetaTrainer : public Algorithm {
  public:
-  Ml3MetaTrainer(const Config& c, const std::string& run_dir);
+  Ml3MetaTrainer(const Config& c, const std::string& run_dir, dist::Comm& comm);
 
   std::string label() const override { return "meta-train " + env_name_; }
   int iterations() const override { return meta_.iterations; }

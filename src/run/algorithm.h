@@ -62,6 +62,9 @@ class Algorithm {
 };
 
 // ---- the registry ---------------------------------------------------------------
+namespace dist {
+class Comm;  // src/run/dist.h
+}
 class PolicyUpdate;  // src/policy/trainer.h (LibTorch)
 struct PolicyModels;
 
@@ -94,8 +97,8 @@ struct PolicyRuleHooks {
 // A meta-learning problem (`ml3 meta-train`): a whole Algorithm, and the
 // tools for the artifact it produces.
 struct MetaProblemHooks {
-  // The algorithm; required.
-  std::unique_ptr<Algorithm> (*make)(const Config& c, const std::string& run_dir) = nullptr;
+  // The algorithm, on the process group `comm` (one process: world 1); required.
+  std::unique_ptr<Algorithm> (*make)(const Config& c, const std::string& run_dir, dist::Comm& comm) = nullptr;
   // `ml3 meta-test` of the artifact (null: none).
   std::string (*meta_test)(const std::string& artifact, const Config& c, const std::string& split,
                            const std::string& out_dir, bool force, bool quiet) = nullptr;
@@ -151,8 +154,9 @@ Schema algorithm_schema(const AlgorithmEntry& entry, const std::string& env_name
 Config load_config(Command command, const std::string& path, const std::vector<std::string>& overrides);
 // The algorithm entry of a loaded config.
 const AlgorithmEntry& entry_of(const Config& c);
-// Builds the algorithm of a resolved config (policy training or meta-learning).
-std::unique_ptr<Algorithm> make_algorithm(const Config& c, const std::string& run_dir);
+// Builds the algorithm of a resolved config (policy training or meta-learning)
+// on the process group `comm`.
+std::unique_ptr<Algorithm> make_algorithm(const Config& c, const std::string& run_dir, dist::Comm& comm);
 
 // Policy training (src/policy/trainer.cpp): the sections every policy-training
 // algorithm shares (train.*, policy.*, value.*; debug.*), and the trainer that

@@ -76,9 +76,9 @@ Config load_config(Command command, const std::string& path, const std::vector<s
 
 const AlgorithmEntry& entry_of(const Config& c) { return find_algorithm(c.get_string("algorithm")); }
 
-std::unique_ptr<Algorithm> make_algorithm(const Config& c, const std::string& run_dir) {
+std::unique_ptr<Algorithm> make_algorithm(const Config& c, const std::string& run_dir, dist::Comm& comm) {
   const AlgorithmEntry& e = entry_of(c);
-  return e.is_rule() ? make_policy_trainer(c, e) : e.problem().make(c, run_dir);
+  return e.is_rule() ? make_policy_trainer(c, e) : e.problem().make(c, run_dir, comm);
 }
 
 Archive checkpoint_archive(const Algorithm& algo, const Config& cfg, int iteration, double wall_seconds) {
@@ -129,7 +129,7 @@ RunResult run(const RunArgs& args) {
     cfg = resume ? loader((dir / "config.yaml").string(), {}) : loader(args.config_path, args.overrides);
   }
   if (root) comm.barrier("run folder");
-  std::unique_ptr<Algorithm> algo = make_algorithm(cfg, dir.string());
+  std::unique_ptr<Algorithm> algo = make_algorithm(cfg, dir.string(), comm);
   if (comm.distributed() && !algo->spreads_over_ranks())
     throw Error(fmt::format("algorithm '{}' does not run on several ranks (WORLD_SIZE={}); distributed runs are "
                             "ml3 meta-train with algorithm ml3 (docs/distributed.md)",

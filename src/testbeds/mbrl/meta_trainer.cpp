@@ -222,6 +222,9 @@ using namespace mbrl;
 void declare_mbrl(Schema& s) { declare<MbrlSection>(s, "mbrl."); }
 
 void check_mbrl_config(const Config& c, const std::string& source) {
+  if (!c.has("mbrl.iterations"))  // another algorithm's config (ml3 dynamics fit / eval)
+    throw Error(source + ": the model-based reacher needs a config with algorithm: mbrl (got '" +
+                c.get_string("algorithm") + "')");
   if (c.get_string("env.name") != "reacher")
     throw Error(fmt::format("{}: algorithm 'mbrl' runs on env.name=reacher, not '{}'", source, c.get_string("env.name")));
   if (c.get_int("mbrl.holdout_episodes") >= c.get_int("mbrl.babble_episodes"))
@@ -237,7 +240,7 @@ AlgorithmEntry mbrl_algorithm() {
   e.run_defaults = RunSection{0, 1, 1};
   e.declare = [](Schema& s, const std::string&) { declare_mbrl(s); };
   e.check = check_mbrl_config;
-  e.define_problem().make = [](const Config& c, const std::string& run_dir) -> std::unique_ptr<Algorithm> {
+  e.define_problem().make = [](const Config& c, const std::string& run_dir, dist::Comm&) -> std::unique_ptr<Algorithm> {
     return std::make_unique<MbrlMetaTrainer>(c, run_dir);
   };
   e.define_problem().meta_test = run_mbrl_meta_test;

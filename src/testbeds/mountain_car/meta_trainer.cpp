@@ -167,7 +167,7 @@ AlgorithmEntry mountain_car_algorithm() {
   e.run_defaults = RunSection{0, 1, 1};
   e.declare = [](Schema& s, const std::string&) { declare_mountain_car(s); };
   e.check = [](const Config& c, const std::string&) { check_mountain_car_config(c); };
-  e.define_problem().make = [](const Config& c, const std::string& run_dir) -> std::unique_ptr<Algorithm> {
+  e.define_problem().make = [](const Config& c, const std::string& run_dir, dist::Comm&) -> std::unique_ptr<Algorithm> {
     return std::make_unique<MountainCarMetaTrainer>(c, run_dir);
   };
   e.define_problem().meta_test = [](const std::string& artifact, const Config& c, const std::string&, const std::string&, bool,

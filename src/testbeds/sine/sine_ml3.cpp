@@ -108,7 +108,7 @@ AlgorithmEntry sine_algorithm() {
   e.run_defaults = RunSection{0, 1, 1};
   e.declare = [](Schema& s, const std::string&) { declare_sine(s); };
   e.check = [](const Config& c, const std::string&) { check_sine_config(c); };
-  e.define_problem().make = [](const Config& c, const std::string& run_dir) -> std::unique_ptr<Algorithm> {
+  e.define_problem().make = [](const Config& c, const std::string& run_dir, dist::Comm&) -> std::unique_ptr<Algorithm> {
     return std::make_unique<SineMetaTrainer>(c, run_dir);
   };
   e.define_problem().meta_test = sine_meta_test;
