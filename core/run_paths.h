@@ -8,17 +8,13 @@
 
 namespace ml3 {
 
-// The default output folder of a command run on a config file:
+// The output folder of a command: `out_dir` when given, else the default
 // runs/<config file stem><suffix> (runs/<fallback><suffix> without a file).
-inline std::filesystem::path default_run_dir(const std::string& config_path, const std::string& suffix = "",
-                                             const std::string& fallback = "run") {
-  const std::string stem = config_path.empty() ? fallback : std::filesystem::path(config_path).stem().string();
-  return std::filesystem::path("runs") / (stem + suffix);
-}
-// The output folder: `out_dir` when given, else the default above.
 inline std::filesystem::path run_dir_or_default(const std::string& out_dir, const std::string& config_path,
                                                 const std::string& suffix = "", const std::string& fallback = "run") {
-  return out_dir.empty() ? default_run_dir(config_path, suffix, fallback) : std::filesystem::path(out_dir);
+  if (!out_dir.empty()) return out_dir;
+  const std::string stem = config_path.empty() ? fallback : std::filesystem::path(config_path).stem().string();
+  return std::filesystem::path("runs") / (stem + suffix);
 }
 // Where a run keeps its checkpoints, and the newest of them.
 inline std::filesystem::path checkpoint_dir(const std::filesystem::path& run_dir) { return run_dir / "checkpoints"; }

@@ -173,17 +173,7 @@ MethodRuns MethodRunner::run(const Method& m, const Protocol& p, const std::stri
   return out;
 }
 
-MethodRunner::Report MethodRunner::run_all(const std::vector<Method>& methods, const Protocol& p) {
-  int episode_steps = 0;
-  std::vector<MethodRuns> runs;
-  for (const auto& m : methods) runs.push_back(run(m, p, m.name, &episode_steps));
-  progress_.finish();
-  const std::vector<SeedCurves> curves = curves_of(runs);
-  const std::vector<SeedCosts> costs = costs_of(runs);
-  return {aggregate(reports(methods), curves, costs, p, episode_steps),
-          curves_json(reports(methods), curves, costs, p, episode_steps)};
-}
-
+namespace {
 // The curves and the costs of every method, as the report takes them.
 std::vector<SeedCurves> curves_of(const std::vector<MethodRuns>& runs) {
   std::vector<SeedCurves> c;
@@ -194,6 +184,19 @@ std::vector<SeedCosts> costs_of(const std::vector<MethodRuns>& runs) {
   std::vector<SeedCosts> c;
   for (const auto& r : runs) c.push_back(r.costs);
   return c;
+}
+
+}  // namespace
+
+MethodRunner::Report MethodRunner::run_all(const std::vector<Method>& methods, const Protocol& p) {
+  int episode_steps = 0;
+  std::vector<MethodRuns> runs;
+  for (const auto& m : methods) runs.push_back(run(m, p, m.name, &episode_steps));
+  progress_.finish();
+  const std::vector<SeedCurves> curves = curves_of(runs);
+  const std::vector<SeedCosts> costs = costs_of(runs);
+  return {aggregate(reports(methods), curves, costs, p, episode_steps),
+          curves_json(reports(methods), curves, costs, p, episode_steps)};
 }
 
 // The output folder and its config.yaml, by rank 0 of a distributed run

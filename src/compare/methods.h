@@ -55,8 +55,6 @@ struct MethodRuns {
   SeedCurves curves;
   SeedCosts costs;
 };
-std::vector<SeedCurves> curves_of(const std::vector<MethodRuns>& runs);
-std::vector<SeedCosts> costs_of(const std::vector<MethodRuns>& runs);
 
 // The runs of one command: trains and evaluates methods on every seed of a
 // protocol, counting them on one progress line. In a distributed run, run j

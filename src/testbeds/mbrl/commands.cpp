@@ -64,7 +64,7 @@ std::string run_mbrl_meta_test(const std::string& loss_file, const Config& cfg, 
   check_mbrl_config(cfg, "config");
   set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   const MbrlSection s = read<MbrlSection>(cfg, "mbrl.");
-  const LoadedLoss loss = load_loss_file(loss_file);
+  const MlpLossFile loss = load_loss_file(loss_file);
   const std::string model_file =
       s.dynamics_file.empty() ? (fs::path(loss_file).parent_path() / "dynamics.ml3").string() : s.dynamics_file;
   LoadedModel lm = load_model_file(model_file);

@@ -322,11 +322,7 @@ GoalSet eval_goals(RealSim& sim, Split split, uint64_t seed, int n);
 
 void write_loss_file(const std::string& path, const FunctionalMlp& net, const Params& phi, const nlohmann::json& meta);
 
-struct LoadedLoss {
-  FunctionalMlp net;
-  Params phi;
-};
-LoadedLoss load_loss_file(const std::string& path);
+MlpLossFile load_loss_file(const std::string& path);
 
 void start_output(const std::string& out_dir, bool force, const Config& cfg);
 

@@ -294,9 +294,8 @@ void write_loss_file(const std::string& path, const FunctionalMlp& net, const Pa
   m["input"] = {"scaled observation (10)", "action (2)", "10 x fingertip distance (detached)"};
   write_mlp_loss_file(path, "mbrl_loss", net, phi, m);
 }
-LoadedLoss load_loss_file(const std::string& path) {
-  MlpLossFile f = load_mlp_loss_file(path, "mbrl_loss", kObs + kAct + 1, "mbrl");
-  return LoadedLoss{std::move(f.net), std::move(f.phi)};
+MlpLossFile load_loss_file(const std::string& path) {
+  return load_mlp_loss_file(path, "mbrl_loss", kObs + kAct + 1, "mbrl");
 }
 void start_output(const std::string& out_dir, bool force, const Config& cfg) {
   prepare_run_dir(out_dir, force);

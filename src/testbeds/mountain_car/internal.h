@@ -165,7 +165,7 @@ struct LoadedLoss {
   bool shaping = false;
 };
 
-LoadedLoss load_loss(const std::string& path, const Settings& s);
+LoadedLoss load_loss(const std::string& path);
 
 nlohmann::json policy_results(const FunctionalMlp& net, const Params& phi, const Settings& s, Progress& progress,
                               int& done);

@@ -130,8 +130,7 @@ MountainCarStep autograd_meta_step(const FunctionalMlp& net, const Params& phi,
 // phi's tensors as new tensors shaped like `like`, from a flat vector
 // (core/small_mlp.h's layout: W_0, b_0, ...).
 
-LoadedLoss load_loss(const std::string& path, const Settings& s) {
-  (void)s;
+LoadedLoss load_loss(const std::string& path) {
   MlpLossFile f = load_mlp_loss_file(path, "mountain_car_loss", 4, "mountain car");
   LoadedLoss l;
   l.net = std::move(f.net);
@@ -205,7 +204,7 @@ std::string run_mountain_car_meta_test(const std::string& loss_file, const Confi
   check_mountain_car_config(cfg);
   set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   const Settings s(cfg);
-  const LoadedLoss l = load_loss(loss_file, s);
+  const LoadedLoss l = load_loss(loss_file);
   Progress progress("meta-test", 2 * s.test_seeds, quiet);
   int done = 0;
   nlohmann::json out = {{"loss_file", loss_file},
@@ -224,7 +223,7 @@ std::string run_mountain_car_meta_test(const std::string& loss_file, const Confi
 std::string mountain_car_landscape(const std::string& loss_file, const Config& cfg, int points) {
   set_compute_threads(static_cast<int>(cfg.get_int("torch_threads")));
   const Settings s(cfg);
-  const LoadedLoss l = load_loss(loss_file, s);
+  const LoadedLoss l = load_loss(loss_file);
   torch::NoGradGuard ng;
   const std::array<double, 2> w0 = init_policy(test_init_seed(s.test_seed, 0), s.init_scale);
   std::array<double, 2> wk{};
