@@ -281,6 +281,23 @@ TEST(Cli, DynamicsFitAndATruncatedModelFile) {
   std::filesystem::remove_all(dir);
 }
 
+// ml3 dynamics fit/eval on another algorithm's config: one message naming the
+// file and the algorithm it needs, exit 1, no output folder.
+TEST(Cli, DynamicsRefusesAConfigOfAnotherAlgorithm) {
+  const auto dir = test::temp_dir("dyn_wrong");
+  const std::string cfg = std::string(ML3_SOURCE_DIR) + "/configs/reacher_ml3.yaml";
+  auto r = test::run_ml3("dynamics fit --config " + cfg + " --out " + (dir / "fit").string());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find(cfg + ": the model-based reacher needs a config with algorithm: mbrl (got 'ml3')"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dir / "fit"));
+  r = test::run_ml3("dynamics eval --model " + cfg + " --config " + cfg);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("algorithm: mbrl (got 'ml3')"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
 // docs/configs.md is what tools/configs_md.sh prints from this binary's schemas:
 // a key added, renamed or re-documented without regenerating it fails here.
 TEST(Docs, ConfigsMdIsUpToDate) {
