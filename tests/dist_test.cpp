@@ -180,9 +180,12 @@ struct Stopped {
   double seconds = 0;
   std::string log;
 };
-Stopped stop_rank(int victim, const fs::path& root, const std::string& name, int signal, double timeout) {
+// `config`: the meta-train arguments (default: tiny_config's ML3 run).
+Stopped stop_rank(int victim, const fs::path& root, const std::string& name, int signal, double timeout,
+                  const std::string& config = "") {
   const int port = free_local_port();
-  const std::string args = "meta-train " + tiny_config(root) + " meta.iterations=1000 --out " + (root / name).string();
+  const std::string args = "meta-train " + (config.empty() ? tiny_config(root) + " meta.iterations=1000" : config) +
+                           " --out " + (root / name).string();
   const pid_t r0 = spawn_rank(0, 2, port, timeout, args, root / (name + "_0.log"));
   const pid_t r1 = spawn_rank(1, 2, port, timeout, args, root / (name + "_1.log"));
   const bool progressed =
@@ -329,6 +332,58 @@ TEST(Dist, RanksInSeparateNetworkNamespacesTalkOverAVethLink) {
   r = run_command("ip netns exec " + a + " cat /sys/class/net/" + va + "/statistics/tx_bytes");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_GT(std::atol(r.out.c_str()), 20000) << r.out;
+}
+
+// ES meta-training of a PPO drift (algorithm lpo): a tiny pointmass run.
+std::string tiny_lpo(const fs::path& dir) {
+  test::write_file(dir / "lpo.yaml", "algorithm: lpo\nenv:\n  name: pointmass\n");
+  return "--config " + (dir / "lpo.yaml").string() +
+         " es.population=4 es.lifetimes=3 es.eval_every=2 es.checkpoint_every=1 lifetime.updates=2"
+         " lifetime.episodes_per_update=6 lifetime.eval_episodes=6 policy.hidden=8 value.hidden=8 threads=1"
+         " pg.epochs=2 pg.minibatches=2 drift.hidden=4 es.sigma=0.5 es.fitness=return";
+}
+
+// The population's lifetimes spread over 2 ranks, only fitness values
+// exchanged: every metric (timings aside) and the drift's parameters are
+// byte-identical to one process's.
+TEST(Dist, LpoTwoRanksAreByteIdenticalToOneProcess) {
+  const auto root = test::temp_dir("dist_lpo");
+  const std::string cfg = tiny_lpo(root) + " es.generations=3 --quiet";
+  auto r = run_command(ml3("meta-train " + cfg + " --out " + (root / "one").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- meta-train " + cfg + " --out " + (root / "two").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto without_comm = [](const fs::path& dir) {
+    std::vector<std::string> out;
+    for (auto row : rows(dir)) {
+      for (const char* k : {"wall_seconds", "seconds", "comm_seconds", "wait_seconds"}) row.erase(k);
+      out.push_back(row.dump());
+    }
+    return out;
+  };
+  const auto one = without_comm(root / "one"), two = without_comm(root / "two");
+  ASSERT_EQ(one.size(), 3u);
+  EXPECT_EQ(one, two);
+  const Archive a = Archive::load((root / "one" / "lpo.drift").string(), "ml3-drift");
+  const Archive b = Archive::load((root / "two" / "lpo.drift").string(), "ml3-drift");
+  EXPECT_EQ(a.get("theta").bytes, b.get("theta").bytes);
+  fs::remove_all(root);
+}
+
+// A dead rank stops the other within the timeout, naming it; the last
+// checkpoint resumes in one process.
+TEST(Dist, LpoDeadRankStopsTheOtherAndTheRunResumes) {
+  const auto root = test::temp_dir("dist_lpo_dead");
+  expect_stopped(stop_rank(1, root, "killed", SIGKILL, 5, tiny_lpo(root) + " es.generations=1000"), 0,
+                 "rank 1 stopped responding", 5);
+  const fs::path run = root / "killed";
+  const Archive last = Archive::load((run / "checkpoints" / "last.ckpt").string(), "checkpoint");
+  const int it = last.meta().at("iteration").get<int>();
+  ASSERT_GE(it, 2);
+  const auto r = run_command(ml3("meta-train --quiet --resume " + run.string() + " --stop-after " + std::to_string(it + 1)));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(rows(run).back()["iteration"], it + 1);
+  fs::remove_all(root);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "src/compare/meta_test.h"
 #include "deploy/rig.h"
 #include "ml3/runtime.hpp"
+#include "src/policy/drift.h"
 #include "tools/commands.h"
 
 namespace ml3 {
@@ -32,15 +33,20 @@ void add_run_command(CLI::App& app, Command command, const std::string& help, Ru
   cmd->add_flag("--quiet", a.quiet, "No progress line");
   if (command == Command::Train)
     cmd->add_option("--loss", loss_file,
-                    "Train with this learned loss (loss.ml3 of ml3 meta-train): sets algorithm=learned_loss and "
-                    "learned_loss.file (use a learned_loss config, e.g. configs/pointmass_learned_loss.yaml)")
+                    "Train with this learned loss: a loss.ml3 of ml3 meta-train sets algorithm=learned_loss and "
+                    "learned_loss.file (use a learned_loss config, e.g. configs/pointmass_learned_loss.yaml); a "
+                    "drift file of algorithm lpo (e.g. losses/reacher_lpo.drift) sets algorithm=ppo and ppo.drift "
+                    "(use a PPO config)")
         ->check(CLI::ExistingFile);
   auto* print_schema = cmd->add_flag("--print-schema", "Print every config key (Markdown table) and exit");
   auto* print_config = cmd->add_flag("--print-config", "Print the resolved config (file + overrides) and exit");
   cmd->add_option("overrides", a.overrides, "key=value config overrides, e.g. optim.lr=1e-3 seed=2");
   cmd->callback([&a, &loss_file, command, print_schema, print_config] {
     if (!loss_file.empty()) {
-      a.overrides.insert(a.overrides.begin(), {"algorithm=learned_loss", "learned_loss.file=" + loss_file});
+      if (Drift::is_drift_file(loss_file))
+        a.overrides.insert(a.overrides.begin(), {"algorithm=ppo", "ppo.drift=" + loss_file});
+      else
+        a.overrides.insert(a.overrides.begin(), {"algorithm=learned_loss", "learned_loss.file=" + loss_file});
     }
     if (*print_schema) {
       const std::string fallback = command == Command::Train ? "ppo" : "ml3";

@@ -117,6 +117,15 @@ def mbrl(csv_path, out_png, title):
     ])
 
 
+def es(csv_path, out_png, title):
+    meta_panels(csv_path, out_png, title, [
+        ("fitness: success AUC + final success (train goals)",
+         [("fitness_mean", "population mean"), ("fitness_max", "best member"),
+          ("eval_center_fitness", "the mean's drift"), ("eval_ppo_fitness", "PPO, same lifetimes")]),
+        ("the search", [("mean_norm", "|mean|"), ("step_norm", "|step|")]),
+    ])
+
+
 def landscape(json_path, out_png, title):
     """1-D curves and 2-D heat maps of the learned loss and the task loss,
     from {"one_d": [{"label", "x_label", "x": [...], "curves": {name: [...]},
@@ -220,6 +229,7 @@ if __name__ == "__main__":
         "landscape": landscape,
         "mountain_car": mountain_car,
         "mbrl": mbrl,
+        "es": es,
         "compare": compare,
     }
     modes[mode](src, out, title)

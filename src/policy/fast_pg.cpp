@@ -228,7 +228,7 @@ void FastPolicyGradient::gather(const FastRows& all, const int64_t* idx, int64_t
 }
 
 FastPolicyStats FastPolicyGradient::policy_loss_grad(const float* p, PgLoss kind, double clip, double entropy_coef,
-                                                     float* grad) {
+                                                     float* grad, Drift* drift, double progress) {
   const int n = static_cast<int>(n_), ad = act_dim_;
   const float* mean = policy_.forward(p, obs_.data(), n);
   const float* raw_ls = p + policy_.num_params();
@@ -246,26 +246,39 @@ FastPolicyStats FastPolicyGradient::policy_loss_grad(const float* p, PgLoss kind
     g_ls[j] = 0.f;
   }
   const float lo_r = static_cast<float>(1.0 - clip), hi_r = static_cast<float>(1.0 + clip);
-  double loss = 0, kl = 0, clipped = 0;
+  for (auto* v : {&logp_, &ratio_, &log_ratio_, &drift_, &drift_grad_}) v->resize(std::max<size_t>(v->size(), n));
   for (int i = 0; i < n; ++i) {
     float logp = 0.f;
     for (int j = 0; j < ad; ++j) {
       const float z = (act_[i * ad + j] - mean[i * ad + j]) * isp[j];
       logp += -0.5f * z * z - lsp[j] - log_sqrt_2pi;
     }
+    logp_[i] = logp;
+    log_ratio_[i] = logp - old_logp_[i];
+    ratio_[i] = std::exp(log_ratio_[i]);
+  }
+  const bool with_drift = kind == PgLoss::Ppo && drift != nullptr;
+  if (with_drift)
+    drift->evaluate(n, ratio_.data(), log_ratio_.data(), adv_.data(), static_cast<float>(progress), drift_.data(),
+                    drift_grad_.data());
+  double loss = 0, kl = 0, clipped = 0;
+  for (int i = 0; i < n; ++i) {
     const float a = adv_[i];
     float g;  // d loss / d logp_i
     if (kind == PgLoss::Reinforce) {
-      loss += -static_cast<double>(logp) * a;
+      loss += -static_cast<double>(logp_[i]) * a;
       g = -a / n;
     } else {
-      const float log_ratio = logp - old_logp_[i];
-      const float ratio = std::exp(log_ratio);
+      const float log_ratio = log_ratio_[i], ratio = ratio_[i];
       const float s1 = ratio * a, s2 = std::min(hi_r, std::max(lo_r, ratio)) * a;
       loss += -static_cast<double>(std::min(s1, s2));
       // min() passes the gradient to s1 when s1 <= s2; the clamped s2 then
       // has none (a tie inside the clip range gives the same value).
       g = s1 <= s2 ? -a * ratio / n : 0.f;
+      if (with_drift) {
+        loss += drift_[i];
+        g += drift_grad_[i] / n;
+      }
       kl += (static_cast<double>(ratio) - 1.0) - log_ratio;
       clipped += std::abs(ratio - 1.f) > clip ? 1.0 : 0.0;
     }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/small_mlp.h"
+#include "src/policy/drift.h"
 
 namespace ml3 {
 
@@ -92,7 +93,10 @@ class FastPolicyGradient {
   void gather(const FastRows& all, const int64_t* idx, int64_t n);
   // Policy loss on the gathered rows at flat parameters p: `loss` minus
   // entropy_coef x entropy; its gradient is written to grad (policy_params()).
-  FastPolicyStats policy_loss_grad(const float* p, PgLoss loss, double clip, double entropy_coef, float* grad);
+  // With a `drift` (PPO only), its per-sample drift at training progress
+  // `progress` is added to the loss (src/policy/drift.h).
+  FastPolicyStats policy_loss_grad(const float* p, PgLoss loss, double clip, double entropy_coef, float* grad,
+                                   Drift* drift = nullptr, double progress = 0.0);
   // 0.5 mean (V(obs) - returns)^2 on the gathered rows; gradient to grad.
   double value_loss_grad(const float* v, float* grad);
 
@@ -102,6 +106,7 @@ class FastPolicyGradient {
   double log_std_min_ = -5, log_std_max_ = 1;
   int64_t n_ = 0;
   std::vector<float> obs_, act_, old_logp_, adv_, ret_, dmean_, dv_, ls_, inv_std_;
+  std::vector<float> logp_, ratio_, log_ratio_, drift_, drift_grad_;
 };
 
 // Global L2 norm of g (accumulated in double); scales g to at most max_norm

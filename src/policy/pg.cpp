@@ -226,7 +226,31 @@ Tensor PpoObjective::policy_loss(const Minibatch& mb, const PolicyEval& ev, Loss
     stats->approx_kl = ((ratio - 1) - log_ratio).mean().item<double>();
     stats->clip_fraction = ((ratio - 1.0).abs() > clip_).to(torch::kFloat32).mean().item<double>();
   }
-  return -torch::min(s1, s2).mean();
+  const Tensor surrogate = -torch::min(s1, s2).mean();
+  if (!drift_) return surrogate;
+  return surrogate + drift_values(*drift_, ratio, log_ratio, mb.advantages, progress_).mean();
+}
+
+Tensor drift_values(const Drift& d, const Tensor& ratio, const Tensor& log_ratio, const Tensor& adv, double progress) {
+  const Tensor p = torch::full_like(adv, progress), zero = torch::zeros_like(adv);
+  const Tensor x = torch::stack({ratio - 1, log_ratio, adv, (ratio - 1) * adv, log_ratio * adv, p}, -1).to(torch::kFloat32);
+  const Tensor x0 = torch::stack({zero, zero, adv, zero, zero, p}, -1).to(torch::kFloat32);
+  const std::vector<int>& sizes = d.sizes();
+  const auto net = [&](Tensor h) {
+    size_t off = 0;
+    for (size_t l = 0; l + 1 < sizes.size(); ++l) {
+      const int64_t in = sizes[l], out = sizes[l + 1];
+      const float* w = d.params().data() + off;
+      const Tensor W = torch::from_blob(const_cast<float*>(w), {in, out}, torch::kFloat32).clone();
+      const Tensor b = torch::from_blob(const_cast<float*>(w + in * out), {out}, torch::kFloat32).clone();
+      h = torch::matmul(h, W) + b;
+      if (l + 2 < sizes.size()) h = torch::tanh(h);
+      off += static_cast<size_t>(in + 1) * out;
+    }
+    return h.squeeze(-1);
+  };
+  const Tensor diff = net(x) - net(x0);
+  return d.nonnegative() ? torch::relu(diff) : diff;
 }
 
 // ---- optimiser --------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "core/rng.h"
 #include "envs/vec_env.h"
 #include "models/nets.h"
+#include "src/policy/drift.h"
 #include "src/policy/fast_pg.h"
 
 namespace ml3 {
@@ -99,6 +100,9 @@ class Objective {
   // The same loss for the fast backend (src/policy/fast_pg.h).
   virtual PgLoss fast_kind() const = 0;
   virtual double clip() const { return 0.0; }
+  // PPO's learned drift (null: none) and the training progress it reads.
+  virtual Drift* drift() const { return nullptr; }
+  virtual double progress() const { return 0.0; }
 };
 
 // -mean(log pi(a|s) * A)
@@ -109,7 +113,8 @@ class ReinforceObjective : public Objective {
   PgLoss fast_kind() const override { return PgLoss::Reinforce; }
 };
 
-// Clipped surrogate: -mean(min(r A, clip(r, 1-eps, 1+eps) A)), r = pi/pi_old.
+// Clipped surrogate: -mean(min(r A, clip(r, 1-eps, 1+eps) A)), r = pi/pi_old;
+// with a learned drift (src/policy/drift.h), plus mean(d(r, A, progress)).
 class PpoObjective : public Objective {
  public:
   explicit PpoObjective(double clip) : clip_(clip) {}
@@ -117,10 +122,20 @@ class PpoObjective : public Objective {
   Tensor policy_loss(const Minibatch& mb, const PolicyEval& ev, LossStats* stats) const override;
   PgLoss fast_kind() const override { return PgLoss::Ppo; }
   double clip() const override { return clip_; }
+  // The drift (not owned; null: none) and the training progress in [0, 1).
+  void set_drift(Drift* d) { drift_ = d; }
+  void set_progress(double p) { progress_ = p; }
+  Drift* drift() const override { return drift_; }
+  double progress() const override { return progress_; }
 
  private:
   double clip_;
+  Drift* drift_ = nullptr;
+  double progress_ = 0.0;
 };
+// The drift's value per row on LibTorch tensors (differentiable in ratio):
+// the reference the fast backend's hand-written gradient is tested against.
+Tensor drift_values(const Drift& d, const Tensor& ratio, const Tensor& log_ratio, const Tensor& adv, double progress);
 
 // ---- optimiser --------------------------------------------------------------------
 // Adam on an explicit parameter list (in place, no grad), with the one Adam

@@ -10,7 +10,20 @@ namespace {
 class PpoUpdate : public ActorCriticUpdate {
  public:
   PpoUpdate(const Config& c, const std::string& prefix, const PolicyModels& m)
-      : ActorCriticUpdate(c, prefix, m), ppo_(read<PpoSection>(c, prefix + "ppo.")), objective_(ppo_.clip) {}
+      : ActorCriticUpdate(c, prefix, m), ppo_(read<PpoSection>(c, prefix + "ppo.")), objective_(ppo_.clip) {
+    if (!ppo_.drift.empty()) {
+      try {
+        set_drift(Drift::load(ppo_.drift));
+      } catch (const Error& e) {
+        throw Error(std::string(e.what()) + " (key '" + prefix + "ppo.drift')");
+      }
+    }
+  }
+  void set_progress(double p) override { objective_.set_progress(p); }
+  void set_drift(const Drift& d) override {
+    drift_ = std::make_unique<Drift>(d);
+    objective_.set_drift(drift_.get());
+  }
 
   UpdateStats update(Batch& batch, Params& pp, Params& vp, double lr_scale, uint64_t shuffle_seed) override {
     const Minibatch all = begin(batch, pp, vp);
@@ -38,6 +51,7 @@ class PpoUpdate : public ActorCriticUpdate {
  private:
   PpoSection ppo_;
   PpoObjective objective_;
+  std::unique_ptr<Drift> drift_;
 };
 
 }  // namespace
@@ -55,6 +69,22 @@ AlgorithmEntry ppo_algorithm() {
   };
   e.define_rule().make_update = [](const Config& c, const std::string& prefix, const PolicyModels& m) -> std::unique_ptr<PolicyUpdate> {
     return std::make_unique<PpoUpdate>(c, prefix, m);
+  };
+  // A learned drift (ppo.drift): its file and its meta-training's record,
+  // for reports (the drift reads no environment-specific inputs).
+  e.define_rule().inputs = [](const Config& c) -> nlohmann::json {
+    const auto p = read<PpoSection>(c, "ppo.");
+    if (p.drift.empty()) return nlohmann::json();
+    nlohmann::json meta;
+    try {
+      Drift::load(p.drift, &meta);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (key 'ppo.drift')");
+    }
+    nlohmann::json mt = nlohmann::json::object();
+    for (const char* k : {"meta_training_seconds", "meta_training_env_steps", "meta_iteration"})
+      mt[k] = meta.value(k, nlohmann::json());
+    return {{"drift", p.drift}, {"meta_trained_on", meta.value("env", "?")}, {"meta_training", mt}};
   };
   return e;
 }

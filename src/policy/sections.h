@@ -68,10 +68,14 @@ struct PgSection {
 struct PpoSection {
   double clip = 0.2;
   double target_kl = 0.0;
+  std::string drift;
   template <class F>
   void fields(F& f) {
     f("clip", clip, "PPO ratio clip epsilon", Bounds::in(0.0, 1.0, true));
     f("target_kl", target_kl, "stop the epochs when approx. KL exceeds this (0: off)", Bounds::at_least(0.0));
+    f("drift", drift,
+      "learned drift added to the clipped surrogate: a drift file of ml3 meta-train with algorithm lpo "
+      "(e.g. losses/reacher_lpo.drift); empty: plain PPO");
   }
 };
 

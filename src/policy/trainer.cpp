@@ -116,7 +116,9 @@ nlohmann::json PolicyTrainer::iterate(int it) {
     compute_values(batch, models_.value_net, vp_);
     compute_gae(batch, update_->gamma(), update_->gae_lambda());
   }
-  const double lr_scale = update_->anneal_lr() ? 1.0 - static_cast<double>(it - 1) / plan_.iterations : 1.0;
+  const double progress = static_cast<double>(it - 1) / plan_.iterations;
+  const double lr_scale = update_->anneal_lr() ? 1.0 - progress : 1.0;
+  update_->set_progress(progress);
   const auto update_start = Clock::now();
   // The update works on copies: a non-finite result leaves the parameters as they were.
   Params pp = clone_params(pp_, true), vp = clone_params(vp_, true);
@@ -296,7 +298,7 @@ double ActorCriticUpdate::policy_step(const Objective& objective, const Minibatc
     if (mb.obs.defined()) fast_->gather(fast_all_, nullptr, fast_all_.rows);  // all rows
     const FastPolicyStats fs =
         fast_->policy_loss_grad(fast_pp_.data(), objective.fast_kind(), objective.clip(), pg_.entropy_coef,
-                                fast_pg_.data());
+                                fast_pg_.data(), objective.drift(), objective.progress());
     check_finite(fs.loss - pg_.entropy_coef * fs.entropy, "policy loss");
     gn = clip_grad_norm_flat(fast_pg_.data(), fast_pg_.size(), optim_.max_grad_norm);
     check_finite(gn, "policy gradient");

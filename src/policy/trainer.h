@@ -61,6 +61,12 @@ class PolicyUpdate {
   virtual bool learns_from_env() const { return true; }
   virtual void save(Archive& a, const std::string& prefix) const = 0;
   virtual void load(const Archive& a, const std::string& prefix) = 0;
+  // The training progress of the next update, (iteration - 1) / iterations
+  // (a learned drift reads it).
+  virtual void set_progress(double) {}
+  // Replaces the rule's learned drift (PPO's; ES meta-training of one sets
+  // each population member's). Other rules throw ml3::Error.
+  virtual void set_drift(const Drift&) { throw Error("internal: this update rule has no drift term"); }
 };
 
 // What differs between a training run and one meta-test run: goal splits and
@@ -107,6 +113,8 @@ class PolicyTrainer : public Algorithm {
   // The cost so far: environment steps collected, optimiser steps on the policy.
   int64_t env_steps() const { return env_steps_; }
   int64_t policy_steps() const { return update_->policy_steps(); }
+  // The update rule (e.g. to set a learned drift before the first iteration).
+  PolicyUpdate& rule() { return *update_; }
 
  private:
   nlohmann::json iterate_offline(int iteration);

@@ -37,6 +37,7 @@ AlgorithmEntry ml3_algorithm();
 AlgorithmEntry sine_algorithm();
 AlgorithmEntry mountain_car_algorithm();
 AlgorithmEntry mbrl_algorithm();
+AlgorithmEntry lpo_algorithm();
 
 const std::vector<AlgorithmEntry>& algorithm_registry() {
   static const std::vector<AlgorithmEntry> registry = {
@@ -50,6 +51,7 @@ const std::vector<AlgorithmEntry>& algorithm_registry() {
       checked(ml3_algorithm()),           // ml3 meta-train: a loss for policies
       checked(sine_algorithm()),          // ml3 meta-train: the paper's sine regression testbed (and shaped sine)
       checked(mountain_car_algorithm()),  // ml3 meta-train: mountain car with an intermediate goal
+      checked(lpo_algorithm()),           // ml3 meta-train: a drift for PPO, by ES over whole lifetimes
       checked(mbrl_algorithm()),          // ml3 meta-train: the model-based reacher (loss through a learned dynamics model)
   };
   return registry;
