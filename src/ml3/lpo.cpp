@@ -91,9 +91,14 @@ struct LifetimeSection {
 struct DriftSection {
   std::vector<int> hidden{16};
   bool nonnegative = true;
+  std::string search = "output";
   template <class F>
   void fields(F& f) {
     f("hidden", hidden, "hidden layer sizes of the drift network (tanh)");
+    f("search", search,
+      "which parameters ES searches: output (the output layer over fixed random tanh features of the "
+      "hidden layers, seeded: far fewer dimensions) or all",
+      Choices{{"output", "all"}});
     f("nonnegative", nonnegative, "max(0, drift): a valid mirror-learning drift (false: signed)");
   }
 };
@@ -117,7 +122,7 @@ class LpoEsTrainer : public Algorithm {
         ppo_(&find_algorithm("ppo")),
         drift_(drift_cfg_.hidden, drift_cfg_.nonnegative),
         zero_drift_(drift_.init(mix_seed(seed_, 1))),
-        es_(zero_drift_, settings()) {}
+        es_(searched(zero_drift_), settings()) {}
 
   std::string label() const override { return "meta-train " + env_name_ + " lpo (ES)"; }
   int iterations() const override { return es_cfg_.generations; }
@@ -149,7 +154,7 @@ class LpoEsTrainer : public Algorithm {
       if (comm_.owner(0, k) != comm_.rank()) continue;
       const int member = k < pop * L ? k / L : k < pop * L + L ? -1 : -2;  // -1: the mean, -2: PPO
       const LifetimeResult r =
-          lifetime(member == -1 ? es_.mean() : member == -2 ? zero_drift_ : es_.member(member), gen, k % L);
+          lifetime(member == -1 ? full(es_.mean()) : member == -2 ? zero_drift_ : full(es_.member(member)), gen, k % L);
       const double row[kCols] = {r.fitness, r.auc, r.final_success, r.env_steps, r.diverged ? 1.0 : 0.0};
       std::copy(row, row + kCols, tp + static_cast<ptrdiff_t>(k) * kCols);
     }
@@ -228,7 +233,7 @@ class LpoEsTrainer : public Algorithm {
 
   void write_artifacts(const std::string& run_dir, int gen) const override {
     Drift d = drift_;
-    d.set_params(es_.mean());
+    d.set_params(full(es_.mean()));
     d.save((fs::path(run_dir) / "lpo.drift").string(),
            {{"env", env_name_},
             {"algorithm", "lpo"},
@@ -262,6 +267,20 @@ class LpoEsTrainer : public Algorithm {
   }
 
  private:
+  // The searched part of a drift's parameters (drift.search), and the whole
+  // parameter vector for a searched part (the rest as initialised).
+  size_t searched_count() const {
+    return drift_cfg_.search == "all" ? drift_.num_params() : static_cast<size_t>(drift_.sizes().rbegin()[1]) + 1;
+  }
+  std::vector<double> searched(const std::vector<double>& theta) const {
+    return std::vector<double>(theta.end() - static_cast<ptrdiff_t>(searched_count()), theta.end());
+  }
+  std::vector<double> full(const std::vector<double>& part) const {
+    std::vector<double> theta = zero_drift_;
+    std::copy(part.begin(), part.end(), theta.end() - static_cast<ptrdiff_t>(part.size()));
+    return theta;
+  }
+
   EsSettings settings() const {
     EsSettings s;
     s.population = es_cfg_.population;
