@@ -220,6 +220,20 @@ TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
   r = test::run_ml3(("meta-train " + cfg + " pg.backend=torch --out " + (root / "torch").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("pg.backend"), std::string::npos) << r.out;
+  // ml3 compare with the drift as a method (PPO + ppo.drift) against PPO: a
+  // learned objective, compared pairwise with the baseline, its cost shown.
+  test::write_file(root / "c.yaml",
+                   "env: {name: pointmass}\npolicy: {hidden: [8]}\nvalue: {hidden: [8]}\n"
+                   "compare: {seeds: 2, updates: 2, episodes_per_update: 4, eval_every: 1, eval_episodes: 4}\n"
+                   "methods:\n  lpo: {kind: ppo, pg: {epochs: 1, minibatches: 1}, ppo: {drift: " +
+                       (root / "full" / "lpo.drift").string() + "}}\n"
+                   "  ppo: {kind: ppo, pg: {epochs: 1, minibatches: 1}}\n");
+  r = test::run_ml3("compare --quiet --json --config " + (root / "c.yaml").string() + " --out " + (root / "cmp").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  ASSERT_EQ(j["comparisons"].size(), 1u) << r.out;
+  EXPECT_EQ(j["comparisons"][0]["method"], "lpo") << r.out;
+  EXPECT_EQ(j["comparisons"][0]["baseline"], "ppo") << r.out;
   // ml3 train --loss with a drift file: PPO with ppo.drift.
   r = test::run_ml3(("train --quiet --loss " + (root / "full" / "lpo.drift").string() +
                             " env.name=pointmass train.iterations=2 train.episodes_per_iteration=4 "

@@ -119,7 +119,7 @@ def mbrl(csv_path, out_png, title):
 
 def es(csv_path, out_png, title):
     meta_panels(csv_path, out_png, title, [
-        ("fitness: success AUC + final success (train goals)",
+        ("fitness: AUC + final value of success or return (es.fitness), train goals",
          [("fitness_mean", "population mean"), ("fitness_max", "best member"),
           ("eval_center_fitness", "the mean's drift"), ("eval_ppo_fitness", "PPO, same lifetimes")]),
         ("the search", [("mean_norm", "|mean|"), ("step_norm", "|step|")]),

@@ -32,7 +32,12 @@ struct Method {
   std::string lr_source;
   std::vector<double> sweep_lrs;
   bool as_baseline = false;  // methods.<name>.baseline: a loss file that stands for a hand-designed objective
-  bool learned() const { return entry->rule().bind_artifact != nullptr && !as_baseline; }
+  // A learned objective: a loss file's rule, or a rule whose inputs include
+  // a meta-trained drift (PPO with ppo.drift).
+  bool learned() const {
+    const bool drift = inputs.is_object() && inputs.contains("drift");
+    return (entry->rule().bind_artifact != nullptr || drift) && !as_baseline;
+  }
   bool shaped() const { return inputs.is_object() && inputs.value("shaped", false); }
   double lr() const { return entry->rule().lr_key.empty() ? NAN : cfg.get_double(entry->rule().lr_key); }
 };
