@@ -129,10 +129,10 @@ class LpoEsTrainer : public Algorithm {
   int checkpoint_every() const override { return es_cfg_.checkpoint_every; }
   bool spreads_over_ranks() const override { return true; }
   std::vector<std::string> columns() const override {
-    return {"iteration",   "wall_seconds",   "seconds",        "fitness_mean",      "fitness_max",
-            "fitness_min", "auc_mean",       "final_mean",     "diverged",          "step_norm",
-            "mean_norm",   "eval_center_fitness", "eval_center_auc", "eval_center_final", "eval_ppo_fitness", "eval_ppo_auc", "eval_ppo_final", "comm_seconds",
-            "wait_seconds"};
+    return {"iteration",         "wall_seconds",     "seconds",           "fitness_mean",     "fitness_max",
+            "fitness_min",       "auc_mean",         "final_mean",        "diverged",         "step_norm",
+            "mean_norm",         "eval_center_fitness", "eval_center_auc", "eval_center_final", "eval_ppo_fitness",
+            "eval_ppo_auc",      "eval_ppo_final",   "comm_seconds",      "wait_seconds"};
   }
 
   nlohmann::json iterate(int gen) override {
@@ -154,7 +154,8 @@ class LpoEsTrainer : public Algorithm {
       if (comm_.owner(0, k) != comm_.rank()) continue;
       const int member = k < pop * L ? k / L : k < pop * L + L ? -1 : -2;  // -1: the mean, -2: PPO
       const LifetimeResult r =
-          lifetime(member == -1 ? full(es_.mean()) : member == -2 ? zero_drift_ : full(es_.member(member)), gen, k % L);
+          lifetime(member == -1 ? full(es_.mean()) : member == -2 ? zero_drift_ : full(es_.member(member)), gen,
+                   k % L);
       const double row[kCols] = {r.fitness, r.auc, r.final_success, r.env_steps, r.diverged ? 1.0 : 0.0};
       std::copy(row, row + kCols, tp + static_cast<ptrdiff_t>(k) * kCols);
     }
