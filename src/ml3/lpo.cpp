@@ -27,6 +27,7 @@
 #include "core/error.h"
 #include "core/es.h"
 #include "core/rng.h"
+#include "src/compare/report.h"
 #include "src/policy/drift.h"
 #include "src/policy/sections.h"
 #include "src/policy/trainer.h"
@@ -329,11 +330,6 @@ class LpoEsTrainer : public Algorithm {
     return r;
   }
 
-  static double mean_of(const std::vector<double>& v) {
-    double s = 0;
-    for (double x : v) s += x;
-    return v.empty() ? 0.0 : s / v.size();
-  }
 
   Config c_;
   std::string run_dir_;
