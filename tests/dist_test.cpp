@@ -348,25 +348,36 @@ std::string tiny_lpo(const fs::path& dir) {
 // byte-identical to one process's.
 TEST(Dist, LpoTwoRanksAreByteIdenticalToOneProcess) {
   const auto root = test::temp_dir("dist_lpo");
-  const std::string cfg = tiny_lpo(root) + " es.generations=3 --quiet";
-  auto r = run_command(ml3("meta-train " + cfg + " --out " + (root / "one").string()));
-  ASSERT_EQ(r.code, 0) << r.out;
-  r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- meta-train " + cfg + " --out " + (root / "two").string()));
-  ASSERT_EQ(r.code, 0) << r.out;
-  auto without_comm = [](const fs::path& dir) {
-    std::vector<std::string> out;
-    for (auto row : rows(dir)) {
-      for (const char* k : {"wall_seconds", "seconds", "comm_seconds", "wait_seconds"}) row.erase(k);
-      out.push_back(row.dump());
-    }
-    return out;
-  };
-  const auto one = without_comm(root / "one"), two = without_comm(root / "two");
-  ASSERT_EQ(one.size(), 3u);
-  EXPECT_EQ(one, two);
-  const Archive a = Archive::load((root / "one" / "lpo.drift").string(), "ml3-drift");
-  const Archive b = Archive::load((root / "two" / "lpo.drift").string(), "ml3-drift");
-  EXPECT_EQ(a.get("theta").bytes, b.get("theta").bytes);
+  // Both objectives: a drift (fast backend) and an ML3 loss (LibTorch; its
+  // normalisation lifetime runs on every rank).
+  const std::vector<std::pair<std::string, std::string>> objectives = {
+      {"drift", ""},
+      {"ml3_loss", " es.objective=ml3_loss policy.obs_norm=false loss.hidden=4 learned_loss.optimizer=adam"
+                   " learned_loss.lr=0.01 learned_loss.steps=2"}};
+  for (const auto& [name, extra] : objectives) {
+    const std::string cfg = tiny_lpo(root) + " es.generations=3 --quiet" + extra;
+    const fs::path one_dir = root / (name + "_one"), two_dir = root / (name + "_two");
+    auto r = run_command(ml3("meta-train " + cfg + " --out " + one_dir.string()));
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = run_command(ml3("launch --nproc 2 --dist-timeout 60 -- meta-train " + cfg + " --out " + two_dir.string()));
+    ASSERT_EQ(r.code, 0) << r.out;
+    auto without_comm = [](const fs::path& dir) {
+      std::vector<std::string> out;
+      for (auto row : rows(dir)) {
+        for (const char* k : {"wall_seconds", "seconds", "comm_seconds", "wait_seconds"}) row.erase(k);
+        out.push_back(row.dump());
+      }
+      return out;
+    };
+    const auto one = without_comm(one_dir), two = without_comm(two_dir);
+    ASSERT_EQ(one.size(), 3u) << name;
+    EXPECT_EQ(one, two) << name;
+    // The artifact's parameters (and the loss's normalisation), byte for byte.
+    const std::string file = name == "drift" ? "lpo.drift" : "lpo.ml3";
+    const Archive a = Archive::load((one_dir / file).string()), b = Archive::load((two_dir / file).string());
+    ASSERT_EQ(a.blobs().size(), b.blobs().size()) << name;
+    for (const auto& [key, blob] : a.blobs()) EXPECT_EQ(blob.bytes, b.get(key).bytes) << name << " " << key;
+  }
   fs::remove_all(root);
 }
 

@@ -13,6 +13,7 @@
 #include "core/archive.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "models/learned_loss.h"
 #include "src/policy/drift.h"
 #include "src/policy/fast_pg.h"
 #include "src/policy/pg.h"
@@ -184,13 +185,11 @@ std::string tiny_lpo(const fs::path& dir) {
          " pg.epochs=2 pg.minibatches=2 drift.hidden=4 es.sigma=0.5 es.fitness=return --quiet";
 }
 
-// meta-train of lpo: a run stopped after generation 2 and resumed gives the
-// numbers and the drift of an uninterrupted run; the drift moved (its output
-// layer is no longer zero); bad keys are refused with the key named; `ml3
-// train --loss` takes the drift file as PPO's ppo.drift.
-TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
-  const auto root = test::temp_dir("lpo_meta");
-  const std::string cfg = tiny_lpo(root) + " es.generations=4";
+// meta-train `cfg` for `gens` generations into root/full, and stopped after
+// 2 then resumed into root/part: the rows must be equal. Generation 1's mean
+// is the objective at zero (its lifetimes equal those of the zero objective
+// on the same seeds); generation 2's mean differs.
+void expect_resume_identical(const fs::path& root, const std::string& cfg, size_t gens) {
   auto r = test::run_ml3(("meta-train " + cfg + " --out " + (root / "full").string()));
   ASSERT_EQ(r.code, 0) << r.out;
   r = test::run_ml3(("meta-train " + cfg + " --out " + (root / "part").string() + " --stop-after 2"));
@@ -198,14 +197,23 @@ TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
   r = test::run_ml3(("meta-train --quiet --resume " + (root / "part").string()));
   ASSERT_EQ(r.code, 0) << r.out;
   const auto rows_full = test::metric_rows(root / "full"), rows_part = test::metric_rows(root / "part");
-  ASSERT_EQ(rows_full.size(), 4u);
+  ASSERT_EQ(rows_full.size(), gens);
   ASSERT_EQ(rows_full.size(), rows_part.size());
   for (size_t i = 0; i < rows_full.size(); ++i) EXPECT_EQ(rows_full[i], rows_part[i]) << "generation " << i + 1;
-  // Generation 1's mean is PPO: its lifetimes equal PPO's on the same seeds;
-  // later means differ.
   const auto g1 = nlohmann::json::parse(rows_full[0]), g2 = nlohmann::json::parse(rows_full[1]);
   EXPECT_EQ(g1["eval_center_fitness"], g1["eval_ppo_fitness"]);
   EXPECT_NE(g2["eval_center_fitness"], g2["eval_ppo_fitness"]);
+}
+
+// meta-train of lpo: a run stopped after generation 2 and resumed gives the
+// numbers and the drift of an uninterrupted run; the drift moved (its output
+// layer is no longer zero); bad keys are refused with the key named; `ml3
+// train --loss` takes the drift file as PPO's ppo.drift.
+TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
+  const auto root = test::temp_dir("lpo_meta");
+  const std::string cfg = tiny_lpo(root) + " es.generations=4";
+  expect_resume_identical(root, cfg, 4);
+  if (HasFatalFailure()) return;
   const Drift full = Drift::load((root / "full" / "lpo.drift").string());
   EXPECT_EQ(full.params(), Drift::load((root / "part" / "lpo.drift").string()).params());
   double out_norm = 0;  // the output layer left zero
@@ -213,7 +221,7 @@ TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
   EXPECT_GT(out_norm, 0.0);
   EXPECT_TRUE(fs::exists(root / "full" / "meta_curve.png"));
   // Bad input: one message naming the key.
-  r = test::run_ml3(("meta-train " + cfg + " es.population=5 --out " + (root / "odd").string()));
+  auto r = test::run_ml3(("meta-train " + cfg + " es.population=5 --out " + (root / "odd").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.out.find("es.population"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(root / "odd"));
@@ -241,6 +249,47 @@ TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("algorithm: ppo"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("lpo.drift"), std::string::npos) << r.out;
+  fs::remove_all(root);
+}
+
+// es.objective ml3_loss: ES over ML3's own loss network (anchored to PPO's
+// surrogate), applied by the learned_loss rule. A run stopped after
+// generation 2 and resumed equals an uninterrupted one (with the loss's
+// normalisation, set once from the anchor's lifetime, restored from the
+// checkpoint); generation 1's mean is the anchor alone; lpo.ml3 is a loss
+// file that `ml3 train --loss` applies; bad keys are refused by name.
+TEST(Lpo, Ml3LossObjectiveResumesIdenticallyAndWritesALossFile) {
+  const auto root = test::temp_dir("lpo_ml3");
+  const std::string cfg = tiny_lpo(root) +
+                          " es.objective=ml3_loss es.generations=3 policy.obs_norm=false loss.hidden=4"
+                          " learned_loss.optimizer=adam learned_loss.lr=0.01 learned_loss.steps=2";
+  expect_resume_identical(root, cfg, 3);
+  if (HasFatalFailure()) return;
+  Params phi, phi_part;
+  nlohmann::json meta;
+  const LearnedLoss loss = LearnedLoss::load((root / "full" / "lpo.ml3").string(), &phi, &meta);
+  LearnedLoss::load((root / "part" / "lpo.ml3").string(), &phi_part);
+  ASSERT_EQ(phi.size(), phi_part.size());
+  for (size_t i = 0; i < phi.size(); ++i) EXPECT_TRUE(torch::equal(phi[i], phi_part[i])) << "tensor " << i;
+  EXPECT_GT(loss.stats_count(), 0.0);                    // normalised by the anchor's features
+  EXPECT_GT(phi.back().abs().sum().item<double>() + phi.rbegin()[1].abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(meta["inner_optimizer"], "adam");
+  EXPECT_EQ(meta["objective"], "ml3_loss");
+  // ml3 train --loss with it: the learned_loss rule, as meta-trained.
+  test::write_file(root / "train.yaml", "env:\n  name: pointmass\n");
+  auto r = test::run_ml3(("train --quiet --config " + (root / "train.yaml").string() + " --loss " +
+                     (root / "full" / "lpo.ml3").string() + " train.iterations=2 train.episodes_per_iteration=4 train.eval_episodes=4"
+                     " policy.hidden=8 policy.obs_norm=false learned_loss.optimizer=adam learned_loss.steps=2 --out " +
+                     (root / "train").string()));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(test::metric_rows(root / "train").size(), 2u);
+  // Bad input: one message naming the key, no run folder.
+  for (const char* bad : {"policy.obs_norm=true", "loss.target=true"}) {
+    r = test::run_ml3(("meta-train " + cfg + " " + bad + " --out " + (root / "bad").string()));
+    EXPECT_EQ(r.code, 1) << bad;
+    EXPECT_NE(r.out.find(std::string(bad).substr(0, std::string(bad).find('='))), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(root / "bad")) << bad;
+  }
   fs::remove_all(root);
 }
 

@@ -6,6 +6,19 @@
 
 namespace ml3 {
 
+LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
+  LearnedLossSpec s;
+  s.features = parse_loss_features(l.features);
+  s.hidden = l.hidden;
+  s.activation = parse_activation(l.activation);
+  s.init_scale = l.init_scale;
+  if (l.target) s.target_hidden = l.target_hidden, s.target_weight = l.target_weight;
+  s.anchor_weight = l.anchor_weight;
+  s.anchor_clip = l.anchor_clip;
+  s.obs_dim = env.obs_dim, s.act_dim = env.act_dim, s.goal_dim = env.goal_dim;
+  return s;
+}
+
 LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev) {
   LossFeatureInputs in;
   in.obs = mb.raw_obs;

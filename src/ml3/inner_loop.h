@@ -2,9 +2,13 @@
 // ML3 machinery (LibTorch): learned-loss features, the differentiable inner
 // step and inner optimiser, and the REINFORCE task loss of the outer step.
 #include "models/learned_loss.h"
+#include "src/ml3/sections.h"
 #include "src/policy/pg.h"
 
 namespace ml3 {
+
+// The learned loss of a `loss.*` section for an environment's sizes.
+LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env);
 
 // Learned-loss features of a minibatch under the policy's current outputs.
 LossFeatureInputs loss_inputs(const Minibatch& mb, const PolicyEval& ev);

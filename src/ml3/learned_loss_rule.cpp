@@ -38,13 +38,19 @@ class LearnedLossUpdate : public PolicyUpdate {
       : cfg_(read<LearnedLossSection>(c, prefix + "learned_loss.")),
         opt_(InnerOptimizer::named(cfg_.optimizer, cfg_.lr, cfg_.steps)),
         models_(m) {
-    if (cfg_.file.empty())
-      throw Error("config: key '" + prefix + "learned_loss.file' is required (the loss.ml3 of ml3 meta-train)");
     if (m.norm.enabled())
       throw Error("config: key 'policy.obs_norm': a learned loss trains policies on raw observations, as at "
                   "meta-train time; set it to false");
+    // Without a file the loss must come from set_learned_loss before the
+    // first update (ES meta-training); ml3 train's check (the rule's
+    // `inputs`) has refused an empty key by then.
+    if (cfg_.file.empty()) return;
     loss_ = LearnedLoss::load(cfg_.file, &phi_);
     loss_.check_dims(m.spec.obs_dim, m.spec.act_dim, m.spec.goal_dim, cfg_.file);
+  }
+  void set_learned_loss(const LearnedLoss& loss, const Params& phi, LearnedLoss* stats_into) override {
+    loss.check_dims(models_.spec.obs_dim, models_.spec.act_dim, models_.spec.goal_dim, "learned loss");
+    loss_ = loss, phi_ = phi, stats_into_ = stats_into;
   }
   void init(Params&, Params&, uint64_t) override {}
   double gamma() const override { return cfg_.gamma; }
@@ -60,8 +66,14 @@ class LearnedLossUpdate : public PolicyUpdate {
   }
 
   UpdateStats update(Batch& batch, Params& pp, Params&, double lr_scale, uint64_t) override {
+    if (phi_.empty())
+      throw Error("config: key 'learned_loss.file' is required (the loss.ml3 of ml3 meta-train)");
     compute_reinforce_advantages(batch);  // for an anchored loss
     const Minibatch all = flatten_batch(batch);
+    if (stats_into_) {
+      torch::NoGradGuard no_grad;
+      stats_into_->update_stats(loss_inputs(all, policy_eval(models_.policy, pp, all)));
+    }
     if (opt_.adam || opt_.steps > 1) return update_with(all, pp, lr_scale);
     const PolicyEval ev = policy_eval(models_.policy, pp, all);
     const Tensor loss = loss_.loss(loss_inputs(all, ev), phi_);
@@ -107,6 +119,7 @@ class LearnedLossUpdate : public PolicyUpdate {
   const PolicyModels& models_;
   LearnedLoss loss_;
   Params phi_;
+  LearnedLoss* stats_into_ = nullptr;
   int64_t steps_ = 0;
 };
 

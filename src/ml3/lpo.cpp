@@ -16,6 +16,12 @@
 // the mean stays identical everywhere and the run's numbers equal a
 // one-process run's. The mean starts with the drift's output layer at zero:
 // generation 1 evaluates PPO itself.
+// The second objective ES can search (es.objective: ml3_loss) is ML3's own
+// loss network M_phi (loss.*), applied by the learned_loss rule (LibTorch:
+// the loss's gradient by autograd) with PPO's surrogate as its anchor
+// (loss.anchor_weight): its output layer starts at zero, so generation 1
+// evaluates the anchored surrogate alone. Its input normalisation is set
+// once, from one lifetime of that anchor, and then frozen.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -27,7 +33,9 @@
 #include "core/error.h"
 #include "core/es.h"
 #include "core/rng.h"
+#include "envs/vec_env.h"
 #include "src/compare/report.h"
+#include "src/ml3/inner_loop.h"
 #include "src/policy/drift.h"
 #include "src/policy/sections.h"
 #include "src/policy/trainer.h"
@@ -51,8 +59,19 @@ struct EsSection {
   int eval_every = 5;
   int checkpoint_every = 5;
   std::string fitness = "success";
+  std::string objective = "drift";
+  std::string search = "output";
   template <class F>
   void fields(F& f) {
+    f("objective", objective,
+      "what ES searches: drift (a drift added to PPO's clipped surrogate, drift.*; lifetimes on the fast "
+      "backend) or ml3_loss (ML3's loss network, loss.*, anchored to PPO's surrogate by loss.anchor_weight and "
+      "applied by the learned_loss rule, learned_loss.*; LibTorch lifetimes)",
+      Choices{{"drift", "ml3_loss"}});
+    f("search", search,
+      "which parameters of the objective's network ES searches: output (the output layer over fixed random "
+      "tanh features of the hidden layers, seeded: far fewer dimensions) or all",
+      Choices{{"output", "all"}});
     f("fitness", fitness,
       "success: success AUC of the training batches + final success on train goals; return: the same with "
       "the mean episode return (denser where early success is rare)",
@@ -92,14 +111,9 @@ struct LifetimeSection {
 struct DriftSection {
   std::vector<int> hidden{16};
   bool nonnegative = true;
-  std::string search = "output";
   template <class F>
   void fields(F& f) {
     f("hidden", hidden, "hidden layer sizes of the drift network (tanh)");
-    f("search", search,
-      "which parameters ES searches: output (the output layer over fixed random tanh features of the "
-      "hidden layers, seeded: far fewer dimensions) or all",
-      Choices{{"output", "all"}});
     f("nonnegative", nonnegative, "max(0, drift): a valid mirror-learning drift (false: signed)");
   }
 };
@@ -120,12 +134,19 @@ class LpoEsTrainer : public Algorithm {
         drift_cfg_(read<DriftSection>(c, "drift.")),
         env_name_(c.get_string("env.name")),
         seed_(static_cast<uint64_t>(c.get_int("seed"))),
-        ppo_(&find_algorithm("ppo")),
+        ml3_(es_cfg_.objective == "ml3_loss"),
+        rule_(&find_algorithm(ml3_ ? "learned_loss" : "ppo")),
         drift_(drift_cfg_.hidden, drift_cfg_.nonnegative),
-        zero_drift_(drift_.init(mix_seed(seed_, 1))),
-        es_(searched(zero_drift_), settings()) {}
+        loss_(ml3_ ? make_loss(c) : LearnedLoss()),
+        phi0_(ml3_ ? loss_.init(mix_seed(seed_, 1)) : Params()),
+        zero_(initial()),
+        es_(searched(zero_), settings()) {
+    if (ml3_) set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
+  }
 
-  std::string label() const override { return "meta-train " + env_name_ + " lpo (ES)"; }
+  std::string label() const override {
+    return "meta-train " + env_name_ + " lpo (ES, " + es_cfg_.objective + ")";
+  }
   int iterations() const override { return es_cfg_.generations; }
   int checkpoint_every() const override { return es_cfg_.checkpoint_every; }
   bool spreads_over_ranks() const override { return true; }
@@ -140,6 +161,16 @@ class LpoEsTrainer : public Algorithm {
     const auto t0 = Clock::now();
     comm_.set_step(gen);
     comm_.take_comm_seconds(), comm_.take_wait_seconds();
+    // An ML3 loss's input normalisation: once, from one lifetime of the
+    // anchor (the loss at zero output), the same on every rank; then frozen.
+    // (A resumed run has it from the checkpoint.)
+    if (ml3_ && loss_.stats_count() == 0) {
+      LearnedLoss stats = loss_;
+      const LifetimeResult r = lifetime(zero_, 0, 0, &stats);
+      if (r.diverged) throw NonFiniteError("the anchor's lifetime that sets the loss's normalisation diverged");
+      loss_ = stats;
+      env_steps_ += r.env_steps;
+    }
     const int pop = es_cfg_.population, L = es_cfg_.lifetimes;
     const bool eval_center = gen == 1 || gen % es_cfg_.eval_every == 0 || gen == es_cfg_.generations;
     // Evaluation generations add L lifetimes of the mean and L of PPO (the
@@ -155,7 +186,7 @@ class LpoEsTrainer : public Algorithm {
       if (comm_.owner(0, k) != comm_.rank()) continue;
       const int member = k < pop * L ? k / L : k < pop * L + L ? -1 : -2;  // -1: the mean, -2: PPO
       const LifetimeResult r =
-          lifetime(member == -1 ? full(es_.mean()) : member == -2 ? zero_drift_ : full(es_.member(member)), gen,
+          lifetime(member == -1 ? full(es_.mean()) : member == -2 ? zero_ : full(es_.member(member)), gen,
                    k % L);
       const double row[kCols] = {r.fitness, r.auc, r.final_success, r.env_steps, r.diverged ? 1.0 : 0.0};
       std::copy(row, row + kCols, tp + static_cast<ptrdiff_t>(k) * kCols);
@@ -224,21 +255,25 @@ class LpoEsTrainer : public Algorithm {
 
   void save(Archive& a) const override {
     es_.save(a, "es/");
+    if (ml3_) loss_.put(a, "loss/", phi_of(full(es_.mean())));  // with its frozen normalisation
     a.meta()["meta_training_seconds"] = meta_seconds_;
     a.meta()["meta_training_env_steps"] = env_steps_;
   }
   void load(const Archive& a) override {
     es_.load(a, "es/");
+    if (ml3_) {
+      Params phi;
+      loss_ = LearnedLoss::get(a, "loss/", &phi);
+    }
     meta_seconds_ = a.meta().value("meta_training_seconds", 0.0);
     env_steps_ = a.meta().value("meta_training_env_steps", 0.0);
   }
 
   void write_artifacts(const std::string& run_dir, int gen) const override {
-    Drift d = drift_;
-    d.set_params(full(es_.mean()));
-    d.save((fs::path(run_dir) / "lpo.drift").string(),
-           {{"env", env_name_},
+    nlohmann::json meta = {
+            {"env", env_name_},
             {"algorithm", "lpo"},
+            {"objective", es_cfg_.objective},
             {"meta_iteration", gen},
             {"seed", seed_},
             {"run", run_dir},
@@ -250,7 +285,21 @@ class LpoEsTrainer : public Algorithm {
                             ? "return AUC of the training batches + final return on train goals"
                             : "success AUC of the training batches + final success on train goals"},
             {"meta_training_seconds", meta_seconds_},
-            {"meta_training_env_steps", env_steps_}});
+            {"meta_training_env_steps", env_steps_}};
+    const std::string path = artifact(run_dir);
+    if (ml3_) {
+      // What ml3 train --loss and compare check against learned_loss.*.
+      const auto ll = c_.subset("learned_loss.");
+      meta["inner_optimizer"] = ll.get_string("optimizer");
+      meta["steps_per_batch"] = ll.get_int("steps");
+      meta["inner_lr"] = ll.values().at("lr");
+      meta["shaped"] = false;
+      loss_.save(path, phi_of(full(es_.mean())), meta);
+      return;
+    }
+    Drift d = drift_;
+    d.set_params(full(es_.mean()));
+    d.save(path, meta);
   }
 
   nlohmann::json summary(double) override {
@@ -262,23 +311,67 @@ class LpoEsTrainer : public Algorithm {
             {"lifetime_updates", life_.updates},
             {"generation_seconds_median", median(step_seconds_)},
             {"meta_training_env_steps", env_steps_},
-            {"drift_file", (fs::path(run_dir_) / "lpo.drift").string()}};
+            {ml3_ ? "loss_file" : "drift_file", artifact(run_dir_)}};
   }
   Plot plot() const override {
-    return {"es", "meta_curve.png", fmt::format("LPO by ES on {} (seed {})", env_name_, seed_)};
+    return {"es", "meta_curve.png",
+            fmt::format("{} by ES on {} (seed {})", ml3_ ? "ML3 loss" : "LPO drift", env_name_, seed_)};
   }
 
  private:
-  // The searched part of a drift's parameters (drift.search), and the whole
-  // parameter vector for a searched part (the rest as initialised).
+  std::string artifact(const std::string& run_dir) const {
+    return (fs::path(run_dir) / (ml3_ ? "lpo.ml3" : "lpo.drift")).string();
+  }
+  static LearnedLoss make_loss(const Config& c) {
+    const VecEnv env(c.get_string("env.name"), c.subset("env."), 1, 1);
+    return LearnedLoss(loss_spec(read<LossSection>(c, "loss."), env.spec()));
+  }
+  // The initial mean, flat: a drift's parameters, or the loss's phi, with
+  // the output layer at zero (PPO; the anchored surrogate alone).
+  std::vector<double> initial() const {
+    if (!ml3_) return drift_.init(mix_seed(seed_, 1));
+    std::vector<double> theta;
+    for (const Tensor& t : phi0_) {
+      const Tensor d = t.detach().to(torch::kFloat64).contiguous();
+      theta.insert(theta.end(), d.data_ptr<double>(), d.data_ptr<double>() + d.numel());
+    }
+    std::fill(theta.end() - static_cast<ptrdiff_t>(output_count()), theta.end(), 0.0);
+    return theta;
+  }
+  // phi (the loss's tensors, their dtype) from a flat vector.
+  Params phi_of(const std::vector<double>& theta) const {
+    Params phi;
+    size_t off = 0;
+    for (const Tensor& t : phi0_) {
+      std::vector<double> part(theta.begin() + static_cast<ptrdiff_t>(off),
+                               theta.begin() + static_cast<ptrdiff_t>(off + t.numel()));
+      phi.push_back(torch::tensor(part, torch::kFloat64).reshape(t.sizes()).to(t.scalar_type()));
+      off += static_cast<size_t>(t.numel());
+    }
+    return phi;
+  }
+  // The output layer's parameters (last hidden size + 1, a scalar output):
+  // the tail of the flat vector for both objectives.
+  size_t output_count() const {
+    const int last_hidden = ml3_ ? loss_.spec().hidden.back() : drift_.sizes().rbegin()[1];
+    return static_cast<size_t>(last_hidden) + 1;
+  }
+  // The searched part of the parameters (es.search), and the whole parameter
+  // vector for a searched part (the rest as initialised).
   size_t searched_count() const {
-    return drift_cfg_.search == "all" ? drift_.num_params() : static_cast<size_t>(drift_.sizes().rbegin()[1]) + 1;
+    if (es_cfg_.search == "output") return output_count();
+    return ml3_ ? initial_size() : drift_.num_params();
+  }
+  size_t initial_size() const {
+    size_t n = 0;
+    for (const Tensor& t : phi0_) n += static_cast<size_t>(t.numel());
+    return n;
   }
   std::vector<double> searched(const std::vector<double>& theta) const {
     return std::vector<double>(theta.end() - static_cast<ptrdiff_t>(searched_count()), theta.end());
   }
   std::vector<double> full(const std::vector<double>& part) const {
-    std::vector<double> theta = zero_drift_;
+    std::vector<double> theta = zero_;
     std::copy(part.begin(), part.end(), theta.end() - static_cast<ptrdiff_t>(part.size()));
     return theta;
   }
@@ -294,9 +387,11 @@ class LpoEsTrainer : public Algorithm {
     return s;
   }
 
-  // A whole PPO lifetime from a fresh policy with the drift `theta`:
-  // lifetime j of generation `gen` (its seeds are the same for every member).
-  LifetimeResult lifetime(const std::vector<double>& theta, int gen, int j) {
+  // A whole lifetime from a fresh policy with the objective `theta` (PPO +
+  // that drift, or that ML3 loss): lifetime j of generation `gen` (its seeds
+  // are the same for every member). `stats_into`: an ML3 loss whose
+  // normalisation absorbs the lifetime's features.
+  LifetimeResult lifetime(const std::vector<double>& theta, int gen, int j, LearnedLoss* stats_into = nullptr) {
     PolicyRunPlan plan;
     plan.train_split = plan.eval_split = Split::Train;
     plan.seed = mix_seed(mix_seed(seed_, 1000 + static_cast<uint64_t>(gen)), static_cast<uint64_t>(j));
@@ -305,10 +400,14 @@ class LpoEsTrainer : public Algorithm {
     plan.eval_every = 0;
     plan.eval_episodes = life_.eval_episodes;
     plan.eval_seed = mix_seed(plan.seed, 7);
-    PolicyTrainer t(c_, *ppo_, "", plan);
-    Drift d = drift_;
-    d.set_params(theta);
-    t.rule().set_drift(d);
+    PolicyTrainer t(c_, *rule_, "", plan);
+    if (ml3_) {
+      t.rule().set_learned_loss(loss_, phi_of(theta), stats_into);
+    } else {
+      Drift d = drift_;
+      d.set_params(theta);
+      t.rule().set_drift(d);
+    }
     LifetimeResult r;
     try {
       const bool by_return = es_cfg_.fitness == "return";
@@ -339,9 +438,12 @@ class LpoEsTrainer : public Algorithm {
   DriftSection drift_cfg_;
   std::string env_name_;
   uint64_t seed_;
-  const AlgorithmEntry* ppo_;
+  bool ml3_;                   // es.objective: ml3_loss
+  const AlgorithmEntry* rule_;  // ppo (a drift) or learned_loss (an ML3 loss)
   Drift drift_;  // the architecture; parameters set per lifetime
-  std::vector<double> zero_drift_;  // the initial mean: output layer zero, i.e. PPO
+  LearnedLoss loss_;  // the ML3 loss's architecture and frozen normalisation
+  Params phi0_;       // its initialisation (shapes, dtypes, the fixed hidden layers)
+  std::vector<double> zero_;  // the initial mean: output layer zero, i.e. PPO or the anchor alone
   OpenAiEs es_;
   double meta_seconds_ = 0, env_steps_ = 0;
   std::vector<double> step_seconds_;
@@ -356,13 +458,25 @@ void declare_lpo(Schema& s, const std::string&) {
   declare<LifetimeSection>(s, "lifetime.");
   declare<EsSection>(s, "es.");
   declare<DriftSection>(s, "drift.");
+  declare<LossSection>(s, "loss.", LossSection{"all", {32, 32}, "tanh", 0.01, 50, false, {64, 64}, 1.0, 0, 1.0, 0.2});
+  find_algorithm("learned_loss").declare(s, "");
 }
 
 void check_lpo(const Config& c, const std::string& source) {
   if (!c.get_string("ppo.drift").empty())
     throw Error(source + ": key 'ppo.drift': lpo meta-trains the drift; leave it empty");
-  if (c.get_string("pg.backend") != "fast")
+  if (c.get_string("es.objective") == "drift" && c.get_string("pg.backend") != "fast")
     throw Error(source + ": key 'pg.backend': lpo's lifetimes run on the fast backend; set it to fast");
+  if (c.get_string("es.objective") == "ml3_loss") {
+    if (c.get_bool("policy.obs_norm"))
+      throw Error(source + ": key 'policy.obs_norm': an ML3 loss trains policies on raw observations; set it to "
+                  "false");
+    if (c.get_bool("loss.target"))
+      throw Error(source + ": key 'loss.target': es.objective ml3_loss searches the loss network alone; set it "
+                  "to false");
+    if (!c.get_string("learned_loss.file").empty())
+      throw Error(source + ": key 'learned_loss.file': lpo meta-trains the loss; leave it empty");
+  }
   if (c.get_int("es.population") % 2 != 0)
     throw Error(source + ": key 'es.population': must be even (antithetic pairs), got " +
                 std::to_string(c.get_int("es.population")));
@@ -376,7 +490,8 @@ AlgorithmEntry lpo_algorithm() {
   e.command = Command::MetaTrain;
   e.description =
       "LPO: a drift added to PPO's objective, meta-trained by evolution strategies over whole training "
-      "lifetimes (Lu et al. 2022); writes lpo.drift for ppo.drift";
+      "lifetimes (Lu et al. 2022); writes lpo.drift for ppo.drift (or, es.objective ml3_loss, ML3's loss network: "
+      "lpo.ml3 for learned_loss.file)";
   e.declare = declare_lpo;
   e.check = check_lpo;
   e.define_problem().make = [](const Config& c, const std::string& run_dir,

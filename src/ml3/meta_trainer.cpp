@@ -22,18 +22,6 @@ namespace ml3meta {
 namespace fs = std::filesystem;
 
 namespace {
-LearnedLossSpec loss_spec(const LossSection& l, const EnvSpec& env) {
-  LearnedLossSpec s;
-  s.features = parse_loss_features(l.features);
-  s.hidden = l.hidden;
-  s.activation = parse_activation(l.activation);
-  s.init_scale = l.init_scale;
-  if (l.target) s.target_hidden = l.target_hidden, s.target_weight = l.target_weight;
-  s.anchor_weight = l.anchor_weight;
-  s.anchor_clip = l.anchor_clip;
-  s.obs_dim = env.obs_dim, s.act_dim = env.act_dim, s.goal_dim = env.goal_dim;
-  return s;
-}
 // LibTorch's intra-op threads before any tensor work of the trainer.
 dist::Comm& with_threads(const Config& c, dist::Comm& comm) {
   set_compute_threads(static_cast<int>(c.get_int("torch_threads")));

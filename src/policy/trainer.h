@@ -16,6 +16,8 @@
 
 namespace ml3 {
 
+class LearnedLoss;  // models/learned_loss.h
+
 // The networks of a policy-training run (policy.*, value.*).
 struct PolicyModels {
   EnvSpec spec;
@@ -67,6 +69,13 @@ class PolicyUpdate {
   // Replaces the rule's learned drift (PPO's; ES meta-training of one sets
   // each population member's). Other rules throw ml3::Error.
   virtual void set_drift(const Drift&) { throw Error("internal: this update rule has no drift term"); }
+  // Replaces the rule's learned loss (the learned_loss rule's; ES
+  // meta-training of an ML3 loss sets each population member's). With
+  // `stats_into`, every update also adds its batch's loss features to that
+  // loss's normalisation statistics. Other rules throw ml3::Error.
+  virtual void set_learned_loss(const LearnedLoss&, const Params&, LearnedLoss* /*stats_into*/ = nullptr) {
+    throw Error("internal: this update rule has no learned loss");
+  }
 };
 
 // What differs between a training run and one meta-test run: goal splits and
