@@ -13,12 +13,14 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "envs/expert_runs.h"
+#include "demos_util.h"
 #include "test_util.h"
 
 namespace ml3 {
 namespace {
 
 using test::error_of;
+using test::expect_same;
 
 Config defaults(const std::string& env) { return Config(find_env(env).schema); }
 
@@ -28,30 +30,6 @@ std::string file_bytes(const std::filesystem::path& p) {
 }
 void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
-}
-
-void expect_same(const Demonstrations& a, const Demonstrations& b) {
-  EXPECT_EQ(a.env, b.env);
-  EXPECT_EQ(a.obs_dim, b.obs_dim);
-  EXPECT_EQ(a.act_dim, b.act_dim);
-  EXPECT_EQ(a.goal_dim, b.goal_dim);
-  EXPECT_EQ(a.episode_steps, b.episode_steps);
-  EXPECT_EQ(a.act_low, b.act_low);
-  EXPECT_EQ(a.act_high, b.act_high);
-  EXPECT_EQ(a.split, b.split);
-  EXPECT_EQ(a.seed, b.seed);
-  EXPECT_EQ(a.action_noise, b.action_noise);
-  EXPECT_EQ(a.env_options, b.env_options);
-  ASSERT_EQ(a.episodes.size(), b.episodes.size());
-  for (size_t i = 0; i < a.episodes.size(); ++i) {
-    const DemoEpisode &x = a.episodes[i], &y = b.episodes[i];
-    EXPECT_EQ(x.goal, y.goal) << i;  // float ==: exact (no NaN in valid files)
-    EXPECT_EQ(x.observations, y.observations) << i;
-    EXPECT_EQ(x.actions, y.actions) << i;
-    EXPECT_EQ(x.rewards, y.rewards) << i;
-    EXPECT_EQ(x.final_distance, y.final_distance) << i;
-    EXPECT_EQ(x.success, y.success) << i;
-  }
 }
 
 TEST(Demos, RoundTripIsExact) {
