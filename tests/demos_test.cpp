@@ -326,6 +326,33 @@ TEST_F(DemosValidation, ActionOutOfBoundsAndBadFlags) {
   EXPECT_MESSAGE(load_error(path), path + ": entry 'success': episode 1 is 2; expected 0 or 1");
 }
 
+TEST_F(DemosValidation, OptionalEntriesAreCheckedWhenPresent) {
+  // final_observations [3, 8]: the wrong shape, a NaN; absent: a valid older file.
+  std::string path = rewrite([](Archive& in, Archive& out) {
+    const Blob& b = in.get("final_observations");
+    out.put("final_observations", "f32", {3, 7}, b.bytes.data(), 3 * 7 * 4);
+  });
+  EXPECT_MESSAGE(load_error(path),
+                 path + ": entry 'final_observations': is f32 [3, 7], expected f32 [3, 8] (episodes x obs_dim)");
+  path = set_value("final_observations", 2 * 8 + 1, NAN);
+  EXPECT_MESSAGE(load_error(path), path + ": entry 'final_observations': episode 2, [1] is nan; expected finite values");
+  path = rewrite([](Archive&, Archive&) {}, "demos", "final_observations");
+  EXPECT_EQ(load_error(path), "(no error)");
+  EXPECT_TRUE(load_demos(path).episodes[0].final_observation.empty());
+  // executed_actions: within the bounds like the actions.
+  Demonstrations noisy = record_demos("pointmass", defaults("pointmass"), Split::Train, 2, 0, 1, 0.3);
+  noisy.episodes[1].executed_actions[5] = 1.5f;
+  EXPECT_MESSAGE(error_of([&] { save_demos((dir_ / "noisy.demos").string(), noisy); }),
+                 "(not written): entry 'executed_actions': episode 1, step 2, [1] is 1.5, outside the declared bounds");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "noisy.demos"));
+  noisy.episodes[1].executed_actions.clear();  // every episode or none
+  EXPECT_MESSAGE(error_of([&] { save_demos((dir_ / "noisy.demos").string(), noisy); }),
+                 "1 of 2 episodes have executed actions; every episode or none must");
+  // outcomes_known must be a boolean.
+  path = rewrite([](Archive&, Archive& out) { out.meta()["outcomes_known"] = "no"; });
+  EXPECT_MESSAGE(load_error(path), path + ": metadata 'outcomes_known': \"no\" is not true or false");
+}
+
 TEST_F(DemosValidation, EnvironmentMismatchWhenExpected) {
   auto reacher = make_env("reacher");
   EXPECT_MESSAGE(load_error(good_, &reacher->spec()),
