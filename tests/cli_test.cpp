@@ -164,6 +164,10 @@ TEST(Cli, MinariAndOnnxInteropWriteOrRefuseWithOneMessage) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_NE(r.out.find("error: " + ds + ": already exists; pass --force"), std::string::npos) << r.out;
   EXPECT_EQ(run_ml3("demos --check " + demos + " --export-minari " + ds + " --force").code, 0);
+  const std::string other = (dir / "other.demos").string();  // recording: refused before anything is written
+  r = run_ml3("demos --env pointmass --episodes 3 --out " + other + " --export-minari " + ds);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(other));
   const std::string back = (dir / "back.demos").string();
   r = run_ml3("demos --import-minari " + ds + " --env pointmass --out " + back);
   ASSERT_EQ(r.code, 0) << r.out;

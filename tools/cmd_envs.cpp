@@ -165,6 +165,8 @@ void cmd_demos(const DemosArgs& a) {
   if (a.env.empty()) throw UsageError("demos: recording needs --env NAME");
   if (std::filesystem::exists(a.out) && !a.force)
     throw Error(a.out + ": file already exists; pass --force to overwrite it");
+  if (!a.export_minari.empty() && std::filesystem::exists(a.export_minari) && !a.force)  // before anything is written
+    throw Error(a.export_minari + ": already exists; pass --force to replace it");
   const Config options = env_options(a.env, a.config, a.overrides);
   const Demonstrations d = record_demos(a.env, options, parse_split(a.split), a.episodes, a.seed, a.threads, a.action_noise);
   save_demos(a.out, d);
