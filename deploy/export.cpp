@@ -176,32 +176,50 @@ runtime::PolicyData policy_from_loss_target(const Archive& a) {
   return d;
 }
 
-nlohmann::json export_policy(const ExportArgs& args) {
-  if (args.run_dir.empty() + args.checkpoint.empty() + args.loss_target.empty() != 2)
-    throw UsageError("export needs exactly one of --run DIR, --checkpoint FILE and --loss-target LOSS");
-  if (args.out.empty()) throw UsageError("export needs --out POLICY.ml3p");
-  const std::string path =
-      args.loss_target.empty() ? checkpoint_of(args.run_dir, args.checkpoint) : args.loss_target;
+runtime::PolicyData export_source(const ExportArgs& args, std::string* path) {
+  if (args.format != "ml3p" && args.format != "onnx")
+    throw UsageError("export: --format " + args.format + " is not one of ml3p, onnx");
+  if (args.run_dir.empty() + args.checkpoint.empty() + args.loss_target.empty() + args.policy.empty() != 3)
+    throw UsageError("export needs exactly one of --run DIR, --checkpoint FILE, --loss-target LOSS and --policy FILE");
+  if (!args.policy.empty() && args.format != "onnx")
+    throw UsageError("export: --policy FILE.ml3p is a source for --format onnx (it already is a .ml3p file)");
+  if (args.out.empty()) throw UsageError("export needs --out FILE");
+  *path = !args.policy.empty()        ? args.policy
+          : !args.loss_target.empty() ? args.loss_target
+                                      : checkpoint_of(args.run_dir, args.checkpoint);
   if (fs::exists(args.out) && !args.force)
     throw Error(args.out + ": file already exists; pass --force to overwrite it");
-  const runtime::PolicyData d = args.loss_target.empty()
-                                    ? policy_from_checkpoint(Archive::load(path, "checkpoint"))
-                                    : policy_from_loss_target(Archive::load(path, "learned_loss"));
+  if (!args.policy.empty()) return runtime::read_policy_file(*path);
+  return args.loss_target.empty() ? policy_from_checkpoint(Archive::load(*path, "checkpoint"))
+                                  : policy_from_loss_target(Archive::load(*path, "learned_loss"));
+}
+
+nlohmann::json export_policy(const ExportArgs& args) {
+  if (args.format != "ml3p") throw UsageError("export_policy writes .ml3p files; --format onnx: export_onnx");
+  std::string path;
+  const runtime::PolicyData d = export_source(args, &path);
   const std::string bytes = runtime::encode(d);
   write_file_atomic(args.out, bytes);
   uint64_t checksum;
   std::memcpy(&checksum, bytes.data() + bytes.size() - 8, 8);
-  return {{"checkpoint", path},
-          {"out", args.out},
-          {"bytes", bytes.size()},
-          {"format_version", runtime::kFormatVersion},
+  nlohmann::json j = export_summary(path, args.out, bytes.size(), d);
+  j["checkpoint"] = path;
+  j["format_version"] = runtime::kFormatVersion;
+  j["checksum"] = fmt::format("{:016x}", checksum);
+  return j;
+}
+
+nlohmann::json export_summary(const std::string& source, const std::string& out, size_t bytes,
+                              const runtime::PolicyData& d) {
+  return {{"source", source},
+          {"out", out},
+          {"bytes", bytes},
           {"env", d.env},
           {"obs_dim", d.obs_dim},
           {"act_dim", d.act_dim},
           {"sizes", d.sizes},
           {"activation", runtime::activation_name(d.activation)},
-          {"normalize", d.normalize},
-          {"checksum", fmt::format("{:016x}", checksum)}};
+          {"normalize", d.normalize}};
 }
 
 std::vector<std::string> policy_env_overrides(const runtime::PolicyData& p) {

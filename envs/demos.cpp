@@ -96,6 +96,19 @@ std::vector<float> finite_f32(const Blob& b, const std::string& path, const std:
   return v;
 }
 
+// Every action within [act_low - tol, act_high + tol] (float32 rounding of the bound).
+void check_bounds(const std::vector<float>& act, const Demonstrations& d, const std::string& path, const char* name) {
+  for (size_t k = 0; k < act.size(); ++k) {
+    const int j = static_cast<int>(k % d.act_dim);
+    const double lo = d.act_low[j], hi = d.act_high[j];
+    const double tol_lo = 1e-6 * std::max(1.0, std::abs(lo)), tol_hi = 1e-6 * std::max(1.0, std::abs(hi));
+    if (act[k] < lo - tol_lo || act[k] > hi + tol_hi)
+      fail_entry(path, name,
+                 fmt::format("{} is {}, outside the declared bounds [{}, {}] (act_low, act_high)",
+                             where(k, d.episode_steps, d.act_dim), act[k], lo, hi));
+  }
+}
+
 Archive to_archive(const Demonstrations& d) {
   Archive a(kKind);
   json& m = a.meta();
@@ -104,9 +117,21 @@ Archive to_archive(const Demonstrations& d) {
        {"episodes", d.episodes.size()},  {"act_low", d.act_low},   {"act_high", d.act_high},
        {"split", split_name(d.split)},   {"seed", d.seed},         {"env_options", d.env_options},
        {"action_noise", d.action_noise}};
+  if (!d.outcomes_known) m["outcomes_known"] = false;
   const int64_t n = static_cast<int64_t>(d.episodes.size()), T = d.episode_steps;
-  std::vector<float> goals, obs, act, rew, dist;
+  std::vector<float> goals, obs, act, rew, dist, final_obs, executed;
   std::vector<int64_t> success;
+  // The optional per-episode vectors: every episode has them or none does.
+  auto all_or_none = [&](auto member, const char* name) {
+    const size_t with = std::count_if(d.episodes.begin(), d.episodes.end(),
+                                      [&](const DemoEpisode& e) { return !(e.*member).empty(); });
+    if (with != 0 && with != d.episodes.size())
+      throw Error(fmt::format("demonstrations of {}: {} of {} episodes have {}; every episode or none must", d.env,
+                              with, d.episodes.size(), name));
+    return with != 0;
+  };
+  const bool has_final = all_or_none(&DemoEpisode::final_observation, "a final observation");
+  const bool has_executed = all_or_none(&DemoEpisode::executed_actions, "executed actions");
   auto append = [&](std::vector<float>& to, const std::vector<float>& from, size_t i, const char* name, int64_t size,
                     const char* dims) {
     if (static_cast<int64_t>(from.size()) != size)
@@ -120,6 +145,8 @@ Archive to_archive(const Demonstrations& d) {
     append(obs, e.observations, i, "observations", T * d.obs_dim, "episode_steps x obs_dim");
     append(act, e.actions, i, "actions", T * d.act_dim, "episode_steps x act_dim");
     append(rew, e.rewards, i, "rewards", T, "episode_steps");
+    if (has_final) append(final_obs, e.final_observation, i, "final_observation", d.obs_dim, "obs_dim");
+    if (has_executed) append(executed, e.executed_actions, i, "executed_actions", T * d.act_dim, "episode_steps x act_dim");
     dist.push_back(e.final_distance);
     success.push_back(e.success ? 1 : 0);
   }
@@ -131,6 +158,8 @@ Archive to_archive(const Demonstrations& d) {
   put_f32("actions", {n, T, d.act_dim}, act);
   put_f32("rewards", {n, T}, rew);
   put_f32("final_distance", {n}, dist);
+  if (has_final) put_f32("final_observations", {n, d.obs_dim}, final_obs);
+  if (has_executed) put_f32("executed_actions", {n, T, d.act_dim}, executed);
   a.put("success", "i64", {n}, success.data(), success.size() * sizeof(int64_t));
   return a;
 }
@@ -172,6 +201,11 @@ Demonstrations from_archive(const Archive& a, const std::string& path, const Env
       fail_meta(path, "action_noise", v.dump() + " is not a number >= 0");
     d.action_noise = v.get<double>();
   }
+  if (m.contains("outcomes_known")) {  // optional (absent: true)
+    const json& v = m["outcomes_known"];
+    if (!v.is_boolean()) fail_meta(path, "outcomes_known", v.dump() + " is not true or false");
+    d.outcomes_known = v.get<bool>();
+  }
   if (m.contains("env_options")) {
     const json& o = m["env_options"];
     if (!o.is_object() || !std::all_of(o.begin(), o.end(), [](const json& v) { return v.is_string(); }))
@@ -199,15 +233,17 @@ Demonstrations from_archive(const Archive& a, const std::string& path, const Env
       finite_f32(entry(a, path, "rewards", "f32", {n, T}, "episodes x episode_steps"), path, "rewards", T, 1);
   const auto dist = finite_f32(entry(a, path, "final_distance", "f32", {n}, "episodes"), path, "final_distance", 1, 1);
   const auto success = values_of<int64_t>(entry(a, path, "success", "i64", {n}, "episodes"));
-  for (size_t k = 0; k < act.size(); ++k) {
-    const int j = static_cast<int>(k % d.act_dim);
-    const double lo = d.act_low[j], hi = d.act_high[j];
-    const double tol_lo = 1e-6 * std::max(1.0, std::abs(lo)), tol_hi = 1e-6 * std::max(1.0, std::abs(hi));
-    if (act[k] < lo - tol_lo || act[k] > hi + tol_hi)
-      fail_entry(path, "actions",
-                 fmt::format("{} is {}, outside the declared bounds [{}, {}] (act_low, act_high)",
-                             where(k, T, d.act_dim), act[k], lo, hi));
-  }
+  // Optional entries (docs/demos.md, section 3).
+  std::vector<float> final_obs, executed;
+  if (a.has("final_observations"))
+    final_obs = finite_f32(entry(a, path, "final_observations", "f32", {n, d.obs_dim}, "episodes x obs_dim"), path,
+                           "final_observations", 1, d.obs_dim);
+  if (a.has("executed_actions"))
+    executed = finite_f32(
+        entry(a, path, "executed_actions", "f32", {n, T, d.act_dim}, "episodes x episode_steps x act_dim"), path,
+        "executed_actions", T, d.act_dim);
+  check_bounds(act, d, path, "actions");
+  check_bounds(executed, d, path, "executed_actions");
   for (int64_t i = 0; i < n; ++i) {
     if (dist[i] < 0) fail_entry(path, "final_distance", fmt::format("episode {} is {}; expected >= 0", i, dist[i]));
     if (success[i] != 0 && success[i] != 1)
@@ -225,6 +261,8 @@ Demonstrations from_archive(const Archive& a, const std::string& path, const Env
     e.rewards = slice(rew, T);
     e.final_distance = dist[i];
     e.success = success[i] == 1;
+    if (!final_obs.empty()) e.final_observation = slice(final_obs, d.obs_dim);
+    if (!executed.empty()) e.executed_actions = slice(executed, int64_t{T} * d.act_dim);
   }
   return d;
 }
@@ -250,14 +288,20 @@ Demonstrations record_demos(const std::string& env_name, const Config& env_optio
   d.action_noise = action_noise;
   d.env_options = env_options.values();
   d.episodes.resize(episodes);
-  const ExpertStepHook hook = [&](const EnvSpec& spec, int t, const double* obs, const double* act, const double* rew) {
+  const ExpertStepHook hook = [&](const EnvSpec& spec, int t, const double* obs, const double* act,
+                                  const double* executed, const double* rew, const double* next_obs) {
     const int od = spec.obs_dim, ad = spec.act_dim, T = spec.episode_steps;
     for (int i = 0; i < episodes; ++i) {
       DemoEpisode& e = d.episodes[i];
-      if (t == 0) e.observations.resize(T * od), e.actions.resize(T * ad), e.rewards.resize(T);
+      if (t == 0) {
+        e.observations.resize(T * od), e.actions.resize(T * ad), e.rewards.resize(T);
+        if (action_noise > 0) e.executed_actions.resize(T * ad);
+      }
       std::copy(obs + i * od, obs + (i + 1) * od, e.observations.begin() + t * od);
       std::copy(act + i * ad, act + (i + 1) * ad, e.actions.begin() + t * ad);
+      if (action_noise > 0) std::copy(executed + i * ad, executed + (i + 1) * ad, e.executed_actions.begin() + t * ad);
       e.rewards[t] = static_cast<float>(rew[i]);
+      if (t == T - 1) e.final_observation.assign(next_obs + i * od, next_obs + (i + 1) * od);
     }
   };
   const ExpertEpisodes r = run_expert_episodes(env_name, env_options, split, episodes, seed, threads, hook, action_noise);

@@ -24,6 +24,12 @@ struct DemoEpisode {
   std::vector<float> rewards;       // episode_steps: reward of each step
   float final_distance = 0;         // EnvSpec::distance_meaning at the end of the episode
   bool success = false;             // final_distance < the environment's success threshold
+  // Optional (empty in files recorded before ml3 stored them; all episodes
+  // have them or none): the observation after the last step (obs_dim; Minari
+  // episodes hold episode_steps + 1 observations), and with action_noise > 0
+  // the actions the environment executed (episode_steps x act_dim).
+  std::vector<float> final_observation;
+  std::vector<float> executed_actions;
 };
 
 struct Demonstrations {
@@ -40,6 +46,10 @@ struct Demonstrations {
   // Informational: the environment's resolved options (key -> value) the
   // episodes were recorded with; not validated.
   std::map<std::string, std::string> env_options;
+  // False for episodes imported without their outcome (a Minari dataset
+  // without ml3's episode attributes): final_distance and success are then 0
+  // and mean nothing.
+  bool outcomes_known = true;
   std::vector<DemoEpisode> episodes;
 };
 

@@ -41,7 +41,9 @@ ExpertEpisodes run_expert_episodes(const std::string& name, const Config& option
     venv.step(action_noise > 0 ? executed.data() : act.data(), obs.data(), rew.data(), term.data(), trunc.data(),
               r.final_info.data());
     for (int i = 0; i < episodes; ++i) r.returns[i] += rew[i];
-    if (hook) hook(spec, t, obs_before.data(), act.data(), rew.data());
+    if (hook)
+      hook(spec, t, obs_before.data(), act.data(), action_noise > 0 ? executed.data() : act.data(), rew.data(),
+           obs.data());
   }
   return r;
 }

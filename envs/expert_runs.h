@@ -17,10 +17,11 @@ struct ExpertResult {
 };
 
 // Called after every step t with the batch (episodes rows, row-major): the
-// observations the actions were taken in, the actions as sent to the
-// environments (within the action bounds) and the rewards of the step.
-using ExpertStepHook =
-    std::function<void(const EnvSpec& spec, int t, const double* obs, const double* actions, const double* rewards)>;
+// observations the actions were taken in, the expert's actions (within the
+// action bounds), the actions the environments executed (the same pointer
+// without action noise), the rewards of the step and the observations after it.
+using ExpertStepHook = std::function<void(const EnvSpec& spec, int t, const double* obs, const double* actions,
+                                          const double* executed, const double* rewards, const double* next_obs)>;
 
 struct ExpertEpisodes {
   EnvSpec spec;

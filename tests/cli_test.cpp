@@ -152,6 +152,57 @@ TEST(Cli, DemosRecordsTheExpertRefusesToOverwriteAndChecks) {
   }
 }
 
+// Interop end to end: demonstrations out to a Minari dataset and back in,
+// a policy out as ONNX; bad input: exit 1, the file named, nothing written.
+TEST(Cli, MinariAndOnnxInteropWriteOrRefuseWithOneMessage) {
+  const auto dir = test::temp_dir("cli_interop");
+  const std::string demos = (dir / "pm.demos").string(), ds = (dir / "pm-expert-v0").string();
+  auto r = run_ml3("demos --env pointmass --episodes 3 --out " + demos + " --export-minari " + ds);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("wrote Minari dataset " + ds + ": 3 episodes, 150 steps"), std::string::npos) << r.out;
+  r = run_ml3("demos --check " + demos + " --export-minari " + ds);  // exists: kept unless --force
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("error: " + ds + ": already exists; pass --force"), std::string::npos) << r.out;
+  EXPECT_EQ(run_ml3("demos --check " + demos + " --export-minari " + ds + " --force").code, 0);
+  const std::string other = (dir / "other.demos").string();  // recording: refused before anything is written
+  r = run_ml3("demos --env pointmass --episodes 3 --out " + other + " --export-minari " + ds);
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(other));
+  const std::string back = (dir / "back.demos").string();
+  r = run_ml3("demos --import-minari " + ds + " --env pointmass --out " + back);
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("read Minari dataset " + ds + ": 3 episodes x 50 steps"), std::string::npos) << r.out;
+  EXPECT_EQ(test::read_text(back), test::read_text(demos));  // the same file, byte for byte
+  // Bad input: one error line, exit 1, no --out file.
+  const std::string out = (dir / "never.demos").string();
+  std::filesystem::create_directories(dir / "empty");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"demos --import-minari " + (dir / "empty").string() + " --env pointmass --out " + out,
+       "error: " + (dir / "empty").string() + ": no main_data.hdf5"},
+      {"demos --import-minari " + ds + " --env reacher --out " + out, "imported as 'reacher'"},
+      {"export --format onnx --checkpoint " + demos + " --out " + (dir / "p.onnx").string(),
+       "error: " + demos + ": is a demos file, expected a checkpoint"}};
+  for (const auto& [args, message] : bad) {
+    r = run_ml3(args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.out;
+    EXPECT_NE(r.out.find(message), std::string::npos) << args << "\n" << r.out;
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_FALSE(std::filesystem::exists(dir / "p.onnx"));
+  // A .ml3p file out as ONNX.
+  const std::string policy = std::string(ML3_SOURCE_DIR) + "/tests/data/pointmass_tiny.ml3p";
+  r = run_ml3("export --format onnx --policy " + policy + " --out " + (dir / "p.onnx").string() + " --json");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(last_json(r.out)["bytes"].get<uintmax_t>(), std::filesystem::file_size(dir / "p.onnx"));
+  EXPECT_EQ(last_json(r.out)["env"], "pointmass");
+  // Bad command lines: exit 2.
+  for (const std::string& args : {"export --policy " + policy + " --out x.ml3p",
+                                  "export --format onnx --policy " + policy + " --checkpoint " + demos + " --out x.onnx",
+                                  "demos --import-minari " + ds + " --out " + out})
+    EXPECT_EQ(run_ml3(args).code, 2)
+        << args;
+}
+
 // ml3 compare end to end: --json prints one object with the documented keys;
 // the output folder is not overwritten without --force; bad input: exit 1
 // with the file named, bad flags: exit 2.

@@ -13,12 +13,14 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "envs/expert_runs.h"
+#include "demos_util.h"
 #include "test_util.h"
 
 namespace ml3 {
 namespace {
 
 using test::error_of;
+using test::expect_same;
 
 Config defaults(const std::string& env) { return Config(find_env(env).schema); }
 
@@ -28,30 +30,6 @@ std::string file_bytes(const std::filesystem::path& p) {
 }
 void write_bytes(const std::filesystem::path& p, const std::string& bytes) {
   std::ofstream(p, std::ios::binary) << bytes;
-}
-
-void expect_same(const Demonstrations& a, const Demonstrations& b) {
-  EXPECT_EQ(a.env, b.env);
-  EXPECT_EQ(a.obs_dim, b.obs_dim);
-  EXPECT_EQ(a.act_dim, b.act_dim);
-  EXPECT_EQ(a.goal_dim, b.goal_dim);
-  EXPECT_EQ(a.episode_steps, b.episode_steps);
-  EXPECT_EQ(a.act_low, b.act_low);
-  EXPECT_EQ(a.act_high, b.act_high);
-  EXPECT_EQ(a.split, b.split);
-  EXPECT_EQ(a.seed, b.seed);
-  EXPECT_EQ(a.action_noise, b.action_noise);
-  EXPECT_EQ(a.env_options, b.env_options);
-  ASSERT_EQ(a.episodes.size(), b.episodes.size());
-  for (size_t i = 0; i < a.episodes.size(); ++i) {
-    const DemoEpisode &x = a.episodes[i], &y = b.episodes[i];
-    EXPECT_EQ(x.goal, y.goal) << i;  // float ==: exact (no NaN in valid files)
-    EXPECT_EQ(x.observations, y.observations) << i;
-    EXPECT_EQ(x.actions, y.actions) << i;
-    EXPECT_EQ(x.rewards, y.rewards) << i;
-    EXPECT_EQ(x.final_distance, y.final_distance) << i;
-    EXPECT_EQ(x.success, y.success) << i;
-  }
 }
 
 TEST(Demos, RoundTripIsExact) {
@@ -346,6 +324,33 @@ TEST_F(DemosValidation, ActionOutOfBoundsAndBadFlags) {
     out.put("success", "i64", {3}, flags, sizeof(flags));
   });
   EXPECT_MESSAGE(load_error(path), path + ": entry 'success': episode 1 is 2; expected 0 or 1");
+}
+
+TEST_F(DemosValidation, OptionalEntriesAreCheckedWhenPresent) {
+  // final_observations [3, 8]: the wrong shape, a NaN; absent: a valid older file.
+  std::string path = rewrite([](Archive& in, Archive& out) {
+    const Blob& b = in.get("final_observations");
+    out.put("final_observations", "f32", {3, 7}, b.bytes.data(), 3 * 7 * 4);
+  });
+  EXPECT_MESSAGE(load_error(path),
+                 path + ": entry 'final_observations': is f32 [3, 7], expected f32 [3, 8] (episodes x obs_dim)");
+  path = set_value("final_observations", 2 * 8 + 1, NAN);
+  EXPECT_MESSAGE(load_error(path), path + ": entry 'final_observations': episode 2, [1] is nan; expected finite values");
+  path = rewrite([](Archive&, Archive&) {}, "demos", "final_observations");
+  EXPECT_EQ(load_error(path), "(no error)");
+  EXPECT_TRUE(load_demos(path).episodes[0].final_observation.empty());
+  // executed_actions: within the bounds like the actions.
+  Demonstrations noisy = record_demos("pointmass", defaults("pointmass"), Split::Train, 2, 0, 1, 0.3);
+  noisy.episodes[1].executed_actions[5] = 1.5f;
+  EXPECT_MESSAGE(error_of([&] { save_demos((dir_ / "noisy.demos").string(), noisy); }),
+                 "(not written): entry 'executed_actions': episode 1, step 2, [1] is 1.5, outside the declared bounds");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "noisy.demos"));
+  noisy.episodes[1].executed_actions.clear();  // every episode or none
+  EXPECT_MESSAGE(error_of([&] { save_demos((dir_ / "noisy.demos").string(), noisy); }),
+                 "1 of 2 episodes have executed actions; every episode or none must");
+  // outcomes_known must be a boolean.
+  path = rewrite([](Archive&, Archive& out) { out.meta()["outcomes_known"] = "no"; });
+  EXPECT_MESSAGE(load_error(path), path + ": metadata 'outcomes_known': \"no\" is not true or false");
 }
 
 TEST_F(DemosValidation, EnvironmentMismatchWhenExpected) {

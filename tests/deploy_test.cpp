@@ -2,6 +2,7 @@
 // APIs), `ml3 export`'s checkpoint reader on synthetic checkpoints, and the
 // ml3-deploy command line. (Exactness against the LibTorch policy and
 // deployed-vs-eval success: tests/deploy_exact_test.cpp.)
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <zlib.h>
 
@@ -15,6 +16,7 @@
 #include "core/obs_norm.h"
 #include "core/rng.h"
 #include "deploy/export.h"
+#include "deploy/onnx_export.h"
 #include "deploy/render.h"
 #include "deploy/rig.h"
 #include "envs/env.h"
@@ -882,6 +884,187 @@ TEST(DeployCli, DoesNotLinkLibTorch) {
   EXPECT_EQ(r.out.find("torch"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("libc10"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("libmujoco"), std::string::npos) << r.out;
+  // Nor the interop formats' libraries (ml3 export --format onnx, ml3 demos --*-minari).
+  for (const char* lib : {"libonnx", "libprotobuf", "libhdf5"}) EXPECT_EQ(r.out.find(lib), std::string::npos) << lib;
+}
+
+// ---- ml3 export --format onnx ----------------------------------------------------------
+// ONNX Runtime runs under Node (npm's onnxruntime-node, which tools/setup.sh
+// installs into the build folder): the only reason to skip.
+std::string onnx_skip_reason() {
+  if (test::run_command("node --version").code != 0) return "node is not installed (tools/setup.sh installs nodejs)";
+  if (!std::filesystem::exists(std::string(ML3_NODE_MODULES) + "/onnxruntime-node/package.json"))
+    return std::string("the npm package onnxruntime-node is not in ") + ML3_NODE_MODULES +
+           " (tools/setup.sh installs it there)";
+  return "";
+}
+
+test::RunResult run_node(const std::string& args) {
+  return test::run_command(std::string("NODE_PATH='") + ML3_NODE_MODULES + "' node '" + ML3_SOURCE_DIR +
+                           "/tests/onnx_parity.js' " + args);
+}
+
+void write_floats(const std::filesystem::path& p, const std::vector<float>& v) {
+  std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(v.data()), 4 * v.size());
+}
+std::vector<float> read_floats(const std::filesystem::path& p) {
+  const std::string bytes = test::read_text(p);
+  std::vector<float> v(bytes.size() / 4);
+  std::memcpy(v.data(), bytes.data(), 4 * v.size());
+  return v;
+}
+
+// python3-onnx's checker on the file; returns its output (the metadata keys on success).
+test::RunResult python_check(const std::string& model) {
+  return test::run_command(test::debian_python() + " -c \"import onnx, sys; m = onnx.load(sys.argv[1]); "
+                           "onnx.checker.check_model(m, full_check=True); "
+                           "print('checked', m.opset_import[0].version, "
+                           "sorted((p.key, p.value) for p in m.metadata_props if p.key in ('env', 'act_dim')))\" '" +
+                           model + "'");
+}
+
+// The deterministic action in double (reference_action) and, per action, the
+// magnitude of what the output layer sums: |b_j| + sum_i |h_i W_ij|. Two
+// float32 implementations that add in different orders (ONNX Runtime's GEMM
+// kernels vs Eigen) differ by a few float32 roundings of that magnitude, not
+// of the action itself, which can be near 0 while its terms are not.
+std::vector<double> output_magnitude(const PolicyData& d, const std::vector<double>& obs) {
+  PolicyData hidden = d;  // the network without its output layer, unclipped
+  hidden.sizes.pop_back(), hidden.weights.pop_back(), hidden.biases.pop_back();
+  std::vector<double> h(obs);
+  if (hidden.sizes.size() >= 2) {
+    hidden.act_dim = hidden.sizes.back();
+    hidden.act_low.assign(hidden.act_dim, -1e300), hidden.act_high.assign(hidden.act_dim, 1e300);
+    h = reference_action(hidden, obs);
+    // reference_action leaves the last layer linear: apply the activation here.
+    for (auto& v : h)
+      v = d.activation == Activation::Tanh ? std::tanh(v) : d.activation == Activation::Relu ? std::max(0.0, v)
+          : v > 0                          ? v
+                                           : std::expm1(v);
+  } else {
+    for (uint32_t j = 0; j < d.obs_dim; ++j)
+      if (d.normalize) h[j] = std::clamp((h[j] - d.obs_center[j]) / d.obs_scale[j], -d.obs_clip, d.obs_clip);
+  }
+  const size_t L = d.sizes.size() - 2;
+  std::vector<double> m(d.act_dim);
+  for (uint32_t j = 0; j < d.act_dim; ++j) {
+    m[j] = std::abs(d.biases[L][j]);
+    for (size_t i = 0; i < h.size(); ++i) m[j] += std::abs(h[i] * d.weights[L][i * d.act_dim + j]);
+  }
+  return m;
+}
+
+struct Parity {
+  double max_rel = 0;       // max |onnx - runtime| / max(|onnx|, |runtime|): large only near 0
+  double max_rel_sum = 0;   // max |onnx - runtime| / output_magnitude: the float32 measure
+  double max_abs = 0;
+  int clipped = 0;  // actions at a bound (the graph's clipping exercised)
+};
+
+// 1,000 observations through ml3_runtime and through the ONNX model in ONNX Runtime.
+Parity onnx_parity(const PolicyData& d, const std::string& model, const std::filesystem::path& dir) {
+  const int rows = 1000;
+  Rng rng(17);
+  std::vector<float> obs(rows * d.obs_dim);
+  for (auto& v : obs) v = static_cast<float>(rng.uniform(-4, 4));  // wide enough for the normalisation's clip
+  write_floats(dir / "obs.f32", obs);
+  const auto r = run_node(fmt::format("'{}' '{}' {} {} '{}'", model, (dir / "obs.f32").string(), rows, d.obs_dim,
+                                      (dir / "act.f32").string()));
+  EXPECT_EQ(r.code, 0) << r.out;
+  const std::vector<float> onnx = read_floats(dir / "act.f32");
+  EXPECT_EQ(onnx.size(), size_t{rows} * d.act_dim) << r.out;
+  Parity p;
+  if (onnx.size() != size_t{rows} * d.act_dim) return p;
+  runtime::Policy policy(d);
+  std::vector<double> o(d.obs_dim), a(d.act_dim);
+  for (int i = 0; i < rows; ++i) {
+    for (uint32_t j = 0; j < d.obs_dim; ++j) o[j] = obs[i * d.obs_dim + j];  // the same float32 inputs
+    policy.act(o.data(), a.data());
+    const std::vector<double> magnitude = output_magnitude(d, o);
+    for (uint32_t j = 0; j < d.act_dim; ++j) {
+      const double x = onnx[i * d.act_dim + j], y = a[j], diff = std::abs(x - y);
+      p.max_abs = std::max(p.max_abs, diff);
+      if (diff > 0) p.max_rel = std::max(p.max_rel, diff / std::max(std::abs(x), std::abs(y)));
+      p.max_rel_sum = std::max(p.max_rel_sum, diff / magnitude[j]);
+      p.clipped += y == d.act_low[j] || y == d.act_high[j];
+    }
+  }
+  return p;
+}
+
+TEST(Onnx, ExportedPolicyPassesTheCheckerAndMatchesTheRuntimeInOnnxRuntime) {
+  const std::string skip = onnx_skip_reason();
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  const auto dir = test::temp_dir("onnx_parity");
+  // From a checkpoint (normalisation on, tanh), and from .ml3p files with the other activations.
+  const SyntheticRun run = synthetic_checkpoint(dir, "[64, 64]", {8, 64, 64, 2}, "tanh");
+  ExportArgs args = export_args(run, dir / "ckpt.onnx");
+  args.format = "onnx";
+  const auto j = export_onnx(args);
+  EXPECT_EQ(j["bytes"].get<size_t>(), std::filesystem::file_size(args.out));
+  std::vector<std::pair<PolicyData, std::string>> cases = {{policy_from_checkpoint(Archive::load(run.checkpoint)), args.out}};
+  for (Activation act : {Activation::Relu, Activation::Elu}) {
+    PolicyData d = random_policy({8, 64, 64, 2}, act, true, 40 + static_cast<int>(act), 0.3);
+    for (float& w : d.weights.back()) w *= 0.3f;  // most actions inside the bounds, some at them
+    d.act_low = {-0.7, -1.0}, d.act_high = {0.3, 1.0};  // per-dimension bounds, not representable in float32
+    const std::string ml3p = (dir / fmt::format("{}.ml3p", runtime::activation_name(act))).string();
+    write_file_atomic(ml3p, runtime::encode(d));
+    ExportArgs from_policy;
+    from_policy.policy = ml3p, from_policy.format = "onnx";
+    from_policy.out = (dir / fmt::format("{}.onnx", runtime::activation_name(act))).string();
+    export_onnx(from_policy);
+    cases.emplace_back(d, from_policy.out);
+  }
+  for (const auto& [d, model] : cases) {
+    const auto check = python_check(model);
+    EXPECT_EQ(check.code, 0) << check.out;
+    EXPECT_NE(check.out.find("checked 17 [('act_dim', '2'), ('env', 'pointmass')]"), std::string::npos) << check.out;
+    const Parity p = onnx_parity(d, model, dir);
+    std::printf("%s (%s): max difference relative to the summed magnitude %.3g, to the action %.3g; absolute %.3g; "
+                "1000 x %u actions, %d at a bound\n",
+                model.c_str(), runtime::activation_name(d.activation), p.max_rel_sum, p.max_rel, p.max_abs, d.act_dim,
+                p.clipped);
+    RecordProperty(std::string("max_rel_") + runtime::activation_name(d.activation), fmt::format("{:.3g}", p.max_rel));
+    EXPECT_LE(p.max_rel_sum, 1e-6) << model;
+    EXPECT_GT(p.clipped, 0) << "the observations should drive some actions to a bound";
+    EXPECT_LT(p.clipped, 1000 * static_cast<int>(d.act_dim)) << "and most not";
+  }
+}
+
+TEST(Onnx, RefusesWhatIsNotAPolicyAndWritesNothing) {
+  const auto dir = test::temp_dir("onnx_bad");
+  ExportArgs args;
+  args.format = "onnx";
+  args.out = (dir / "p.onnx").string();
+  // A meta-training checkpoint has no policy.
+  Archive meta("checkpoint");
+  meta.meta() = {{"algorithm", "ml3"}, {"config", "algorithm: ml3\n"}};
+  meta.put_f64("loss/0", {1.0});
+  args.checkpoint = (dir / "meta.ckpt").string();
+  meta.save(args.checkpoint);
+  EXPECT_NE(test::error_of([&] { export_onnx(args); })
+                .find(args.checkpoint + ": a checkpoint of algorithm 'ml3' without a policy and its normaliser"),
+            std::string::npos);
+  // A learned-loss file given as a checkpoint.
+  Archive loss("learned_loss");
+  loss.meta() = {{"spec", nlohmann::json::object()}};
+  args.checkpoint = (dir / "loss.ml3").string();
+  loss.save(args.checkpoint);
+  EXPECT_NE(test::error_of([&] { export_onnx(args); }).find("loss.ml3"), std::string::npos);
+  // A file that is not a policy given as --policy.
+  args.checkpoint.clear();
+  args.policy = (dir / "meta.ckpt").string();
+  EXPECT_NE(test::error_of([&] { export_onnx(args); }).find("not an ml3 policy file"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(args.out));
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "a temporary file was left: " << e.path();
+  // --policy is a source for ONNX only; two sources are one too many.
+  args.format = "ml3p";
+  EXPECT_NE(test::error_of([&] { export_policy(args); }).find("--policy FILE.ml3p is a source for --format onnx"),
+            std::string::npos);
+  args.format = "onnx";
+  args.checkpoint = args.policy;
+  EXPECT_NE(test::error_of([&] { export_onnx(args); }).find("exactly one of"), std::string::npos);
 }
 
 }  // namespace

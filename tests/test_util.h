@@ -103,6 +103,12 @@ inline RunResult run_command(const std::string& command, const std::string& cwd 
   return r;
 }
 
+// Debian's python3 (where python3-onnx, python3-h5py and python3-matplotlib
+// are), ahead of another python3 on the PATH (as src/run/plot.cpp does).
+inline std::string debian_python() {
+  return std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
 #ifdef ML3_BINARY
 // Runs `ml3 <args>`.
 inline RunResult run_ml3(const std::string& args, const std::string& cwd = "") {

@@ -1,13 +1,13 @@
 // Deployment: `ml3 export` (a policy checkpoint -> a .ml3p file for
-// ml3_runtime), `ml3 render` (episodes of a policy or of the scripted expert
-// as a GIF and a PNG strip) and the `ml3-deploy` command line (the
-// closed-loop rig runner, tools/ml3_deploy.cpp). LibTorch-free: the work is in
-// deploy/.
+// ml3_runtime, or an ONNX model) and `ml3 render` (episodes of a policy or of
+// the scripted expert as a GIF and a PNG strip); the `ml3-deploy` command line
+// is in tools/cmd_rig.cpp. LibTorch-free: the work is in deploy/.
 #include <fmt/format.h>
 
 #include <iostream>
 
 #include "deploy/export.h"
+#include "deploy/onnx_export.h"
 #include "deploy/rig.h"
 #include "tools/commands.h"
 
@@ -17,28 +17,40 @@ void register_deploy_commands(CLI::App& app) {
   static ExportArgs ex;
   static bool json = false;
   auto* cmd = app.add_subcommand(
-      "export", "Export a trained policy (checkpoint of ml3 train) as a .ml3p file for ml3_runtime / ml3-deploy");
+      "export", "Export a trained policy (checkpoint of ml3 train) as a .ml3p file for ml3_runtime / ml3-deploy, or "
+                "as an ONNX model (--format onnx)");
   auto* run = cmd->add_option("--run", ex.run_dir, "Run folder (uses checkpoints/last.ckpt)")->check(CLI::ExistingDirectory);
   auto* ck = cmd->add_option("--checkpoint", ex.checkpoint, "Checkpoint file")->check(CLI::ExistingFile)->excludes(run);
-  cmd->add_option("--loss-target", ex.loss_target,
-                  "A learned-loss file (loss.ml3) whose target network T is exported as the policy")
+  auto* lt = cmd->add_option("--loss-target", ex.loss_target,
+                             "A learned-loss file (loss.ml3) whose target network T is exported as the policy")
+                 ->check(CLI::ExistingFile)
+                 ->excludes(run)
+                 ->excludes(ck);
+  cmd->add_option("--policy", ex.policy, "An exported .ml3p file (with --format onnx)")
       ->check(CLI::ExistingFile)
       ->excludes(run)
-      ->excludes(ck);
-  cmd->add_option("--out", ex.out, "Policy file to write (docs/deploy.md)")->required();
+      ->excludes(ck)
+      ->excludes(lt);
+  cmd->add_option("--format", ex.format, "ml3p (default; ml3_runtime) or onnx (docs/deploy.md, ONNX)")
+      ->check(CLI::IsMember({"ml3p", "onnx"}));
+  cmd->add_option("--out", ex.out, "File to write (docs/deploy.md)")->required();
   cmd->add_flag("--force", ex.force, "Overwrite an existing --out file");
   cmd->add_flag("--json", json, "Print one JSON object");
   cmd->callback([] {
-    const nlohmann::json j = export_policy(ex);
+    const bool onnx = ex.format == "onnx";
+    const nlohmann::json j = onnx ? export_onnx(ex) : export_policy(ex);
     if (json) {
       std::cout << j.dump() << "\n";
       return;
     }
     std::string sizes;
     for (const auto& s : j["sizes"]) sizes += (sizes.empty() ? "" : "-") + std::to_string(s.get<int>());
-    fmt::print("wrote {}: {} policy, MLP {} {}, observation normalisation {}, {} bytes, checksum {}\n",
+    fmt::print("wrote {}: {} policy, MLP {} {}, observation normalisation {}, {} bytes, {}\n",
                j["out"].get<std::string>(), j["env"].get<std::string>(), sizes, j["activation"].get<std::string>(),
-               j["normalize"].get<bool>() ? "on" : "off", j["bytes"].get<size_t>(), j["checksum"].get<std::string>());
+               j["normalize"].get<bool>() ? "on" : "off", j["bytes"].get<size_t>(),
+               onnx ? fmt::format("ONNX opset {}, input '{}', output '{}'", j["opset"].get<int>(),
+                                  j["input"].get<std::string>(), j["output"].get<std::string>())
+                    : "checksum " + j["checksum"].get<std::string>());
   });
 
   static RenderArgs ra;
@@ -79,57 +91,6 @@ void register_deploy_commands(CLI::App& app) {
                v["bytes"].get<double>() / 1024, v["frames_per_second"].get<double>(), v["strip"].get<std::string>(),
                v["strip_frames"].get<int>(), v["strip_bytes"].get<double>() / 1024);
   });
-}
-
-void register_rig_options(CLI::App& app, RigOptions& o, bool& json) {
-  app.add_option("--policy", o.policy, "Policy file (.ml3p of ml3 export)")->required()->check(CLI::ExistingFile);
-  app.add_option("--env", o.env, "Environment the rig simulates (the policy's; ml3 envs lists them)")->required();
-  app.add_option("--model", o.model, "Another MJCF model of the environment (e.g. a modified robot)")
-      ->check(CLI::ExistingFile);
-  app.add_option("--episodes", o.episodes, "Episodes (one goal each)")->check(CLI::Range(1, 1000000));
-  app.add_option("--split", o.split, "Goal split")->check(CLI::IsMember({"train", "test", "ood"}));
-  app.add_option("--seed", o.seed, "Seed of goals, initial states and observation noise (as ml3 eval --seed)");
-  app.add_option("--rate", o.rate, "Control rate in Hz, real time (sleep to deadlines); 0: as fast as possible")
-      ->check(CLI::Range(0.0, 1e6));
-  app.add_option("--obs-noise", o.obs_noise, "Std of Gaussian noise added to every observation value")
-      ->check(CLI::Range(0.0, 1e6));
-  app.add_option("--action-delay", o.action_delay, "Apply each action this many control steps late")
-      ->check(CLI::Range(0, 1000));
-  app.add_option("--trajectories", o.trajectories, "Write every step (observation, action, reward, distance) as CSV");
-  app.add_option("--video", o.video, "Render the first --video-episodes episodes offscreen into this animated GIF");
-  app.add_option("--video-episodes", o.video_episodes, "Episodes in the --video file (default 1)")
-      ->check(CLI::Range(1, 1000));
-  app.add_option("--strip", o.strip, "PNG strip of each --video episode's first and last frame (default: the video's "
-                                     "name with .png)");
-  app.add_option("--video-width", o.video_width, "--video frame width in pixels (default 320, at most 640)")
-      ->check(CLI::Range(16, 640));
-  app.add_option("--video-height", o.video_height, "--video frame height in pixels (default 240, at most 480)")
-      ->check(CLI::Range(16, 480));
-  app.add_flag("--force", o.force, "Replace existing --trajectories, --video and --strip files");
-  app.add_flag("--json", json, "Print one JSON object");
-}
-
-void print_rig_result(const nlohmann::json& j, bool json) {
-  if (json) {
-    std::cout << j.dump() << "\n";
-    return;
-  }
-  const auto& l = j["latency_us"];
-  fmt::print("{} on {} ({} split, {} episodes): success {:.1f}%, final distance {:.4f}, return {:.2f}\n",
-             j["policy"].get<std::string>(), j["env"].get<std::string>(), j["split"].get<std::string>(),
-             j["episodes"].get<int>(), 100 * j["success_rate"].get<double>(), j["final_distance_mean"].get<double>(),
-             j["return_mean"].get<double>());
-  fmt::print("per-action latency: p50 {:.2f} us, p99 {:.2f} us, max {:.1f} us ({} actions); missed deadlines {}{}; "
-             "faults {}\n",
-             l["p50"].get<double>(), l["p99"].get<double>(), l["max"].get<double>(), j["steps"].get<int64_t>(),
-             j["missed_deadlines"].get<int64_t>(),
-             j["rate_hz"].get<double>() > 0 ? fmt::format(" at {:g} Hz", j["rate_hz"].get<double>()) : " (no rate)",
-             j["faults"].get<uint64_t>());
-  if (!j["video"].is_null())
-    fmt::print("video: {} ({} frames, {:.1f} KiB, rendered at {:.1f} frames/s); strip of first and last frames: {}\n",
-               j["video"]["file"].get<std::string>(), j["video"]["frames"].get<int>(),
-               j["video"]["bytes"].get<double>() / 1024, j["video"]["frames_per_second"].get<double>(),
-               j["video"]["strip"].get<std::string>());
 }
 
 }  // namespace ml3

@@ -12,6 +12,7 @@
 #include "envs/bench.h"
 #include "envs/demos.h"
 #include "envs/expert_runs.h"
+#include "envs/minari.h"
 #include "tools/commands.h"
 
 namespace ml3 {
@@ -73,6 +74,7 @@ void cmd_envs(const EnvsArgs& args) {
 
 struct DemosArgs {
   std::string env, split = "train", config, out, check;  // train: demonstrations are training data
+  std::string import_minari, export_minari;              // Minari dataset folders (docs/demos.md, section 7)
   int episodes = 100, threads = 1;
   uint64_t seed = 0;
   double action_noise = 0;
@@ -101,22 +103,61 @@ void print_demos(const std::string& path, const Demonstrations& d, const char* v
     std::cout << j.dump() << "\n";
     return;
   }
-  fmt::print("{} {}: {} demonstrations ({} split, seed {}{}), {} episodes x {} steps: success {:.1f}%, final distance "
-             "{:.4f}, {:.1f} KiB\n",
-             verb, path, d.env, split_name(d.split), d.seed,
+  fmt::print("{} {}: {} demonstrations ({} split, seed {}{}), {} episodes x {} steps: {}, {:.1f} KiB\n", verb, path,
+             d.env, split_name(d.split), d.seed,
              d.action_noise > 0 ? fmt::format(", action noise {}", d.action_noise) : "", s.episodes, d.episode_steps,
-             100 * s.success_rate,
-             s.final_distance_mean, bytes / 1024.0);
+             d.outcomes_known
+                 ? fmt::format("success {:.1f}%, final distance {:.4f}", 100 * s.success_rate, s.final_distance_mean)
+                 : std::string("outcomes unknown (imported without them)"),
+             bytes / 1024.0);
+}
+
+// Rows (steps) per second of an import or export.
+double rows_per_s(const Demonstrations& d, double seconds) {
+  return static_cast<double>(d.episodes.size()) * d.episode_steps / std::max(seconds, 1e-9);
+}
+
+void export_demos_to_minari(const DemosArgs& a, const Demonstrations& d) {
+  const nlohmann::json j = export_minari(d, a.export_minari, a.force);
+  const double rps = rows_per_s(d, j["seconds"].get<double>());
+  if (a.json) {
+    nlohmann::json out = j;
+    out["rows_per_s"] = rps;
+    std::cout << out.dump() << "\n";
+    return;
+  }
+  fmt::print("wrote Minari dataset {}: {} episodes, {} steps, main_data.hdf5 {:.1f} KiB, {:.3f} s ({:.0f} rows/s)\n",
+             a.export_minari, j["episodes"].get<int64_t>(), j["steps"].get<int64_t>(),
+             j["bytes"].get<double>() / 1024, j["seconds"].get<double>(), rps);
 }
 
 void cmd_demos(const DemosArgs& a) {
   if (a.env.empty() && (!a.config.empty() || !a.overrides.empty()))
     throw UsageError("demos: --config and env.key=value overrides need --env NAME");
+  if (!a.import_minari.empty()) {
+    // A Minari dataset -> a .demos file, checked against the environment.
+    if (a.env.empty()) throw UsageError("demos: --import-minari needs --env NAME (the environment of the episodes)");
+    if (a.out.empty()) throw UsageError("demos: --import-minari needs --out FILE.demos");
+    if (!a.export_minari.empty()) throw UsageError("demos: --import-minari and --export-minari go in separate calls");
+    if (std::filesystem::exists(a.out) && !a.force)
+      throw Error(a.out + ": file already exists; pass --force to overwrite it");
+    const Config options = env_options(a.env, a.config, a.overrides);
+    double seconds = 0;
+    const Demonstrations d = import_minari(a.import_minari, make_env(a.env, options)->spec(), options.values(), &seconds);
+    save_demos(a.out, d);
+    if (!a.json)
+      fmt::print("read Minari dataset {}: {} episodes x {} steps in {:.3f} s ({:.0f} rows/s)\n", a.import_minari,
+                 d.episodes.size(), d.episode_steps, seconds, rows_per_s(d, seconds));
+    print_demos(a.out, d, "wrote", a.json);
+    return;
+  }
   if (!a.check.empty()) {
     // Validate; with --env, also against the environment the caller uses.
     std::unique_ptr<Env> env;
     if (!a.env.empty()) env = make_env(a.env, env_options(a.env, a.config, a.overrides));
-    print_demos(a.check, load_demos(a.check, env ? &env->spec() : nullptr), "valid", a.json);
+    const Demonstrations d = load_demos(a.check, env ? &env->spec() : nullptr);
+    if (!a.export_minari.empty()) return export_demos_to_minari(a, d);
+    print_demos(a.check, d, "valid", a.json);
     return;
   }
   if (a.out.empty())
@@ -124,10 +165,13 @@ void cmd_demos(const DemosArgs& a) {
   if (a.env.empty()) throw UsageError("demos: recording needs --env NAME");
   if (std::filesystem::exists(a.out) && !a.force)
     throw Error(a.out + ": file already exists; pass --force to overwrite it");
+  if (!a.export_minari.empty() && std::filesystem::exists(a.export_minari) && !a.force)  // before anything is written
+    throw Error(a.export_minari + ": already exists; pass --force to replace it");
   const Config options = env_options(a.env, a.config, a.overrides);
   const Demonstrations d = record_demos(a.env, options, parse_split(a.split), a.episodes, a.seed, a.threads, a.action_noise);
   save_demos(a.out, d);
   print_demos(a.out, d, "wrote", a.json);
+  if (!a.export_minari.empty()) export_demos_to_minari(a, d);
 }
 
 }  // namespace
@@ -195,15 +239,25 @@ void register_env_commands(CLI::App& app) {
   demos->add_option("--config", de.config, "YAML file whose env: section overrides the defaults")
       ->check(CLI::ExistingFile);
   auto* out = demos->add_option("--out", de.out, "File to write (docs/demos.md)");
-  auto* force = demos->add_flag("--force", de.force, "Overwrite an existing --out file");
-  demos->add_option("--check", de.check, "Validate this demonstrations file and print its summary")
+  demos->add_flag("--force", de.force, "Overwrite an existing --out file or --export-minari folder");
+  auto* check = demos->add_option("--check", de.check, "Validate this demonstrations file and print its summary")
+                    ->excludes(split)
+                    ->excludes(episodes)
+                    ->excludes(seed)
+                    ->excludes(threads)
+                    ->excludes(noise)
+                    ->excludes(out);
+  demos->add_option("--import-minari", de.import_minari,
+                    "Read this Minari dataset folder (data/main_data.hdf5) as demonstrations of --env into --out")
+      ->excludes(check)
       ->excludes(split)
       ->excludes(episodes)
       ->excludes(seed)
       ->excludes(threads)
-      ->excludes(noise)
-      ->excludes(out)
-      ->excludes(force);
+      ->excludes(noise);
+  demos->add_option("--export-minari", de.export_minari,
+                    "Also write the demonstrations (--check FILE, or the ones recorded to --out) as this Minari "
+                    "dataset folder (docs/demos.md, section 7)");
   demos->add_flag("--json", de.json, "Print one JSON object");
   demos->add_option("overrides", de.overrides, "env.key=value overrides, e.g. env.model=my_arm.xml");
   demos->callback([] { cmd_demos(de); });

@@ -12,12 +12,12 @@ void register_env_commands(CLI::App& app);
 void register_train_commands(CLI::App& app);
 // Adds bench sine and bench deploy.
 void register_meta_commands(CLI::App& app);
-// Adds export (a checkpoint -> a deployable .ml3p policy) and render (a GIF
-// and a PNG strip of episodes); LibTorch-free.
+// Adds export (a checkpoint -> a deployable .ml3p policy or an ONNX model) and
+// render (a GIF and a PNG strip of episodes); LibTorch-free.
 void register_deploy_commands(CLI::App& app);
 // Adds launch: N ranks of a distributed run on this machine (tools/cmd_launch.cpp).
 void register_launch_command(CLI::App& app);
-// ml3-deploy's flags and its printed result (tools/ml3_deploy.cpp).
+// ml3-deploy's flags and its printed result (tools/cmd_rig.cpp, for tools/ml3_deploy.cpp).
 struct RigOptions;
 void register_rig_options(CLI::App& app, RigOptions& o, bool& json);
 void print_rig_result(const nlohmann::json& j, bool json);

@@ -19,6 +19,11 @@ packages=(
   clang                        # libFuzzer for the policy-loader fuzzer (-DML3_FUZZ=ON, docs/deploy.md)
   libegl-dev libegl-mesa0 libgl1-mesa-dri   # offscreen rendering (ml3 render, ml3-deploy --video; optional at build time)
   zlib1g-dev                   # PNG strips of rendered frames
+  libonnx-dev libprotobuf-dev  # ml3 export --format onnx: ONNX's protobuf classes and checker (deploy/onnx_export.cpp)
+  python3-onnx                 # the ONNX export test checks the file with onnx.checker as users would
+  libhdf5-dev                  # ml3 demos --import-minari / --export-minari (envs/minari.cpp)
+  python3-h5py                 # the Minari import test writes its dataset with h5py as users' tooling would
+  nodejs                       # runs ONNX Runtime (npm: onnxruntime-node) in the ONNX parity test
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -32,9 +37,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# npm comes with Debian's nodejs as its own package (npm), inside NodeSource's
+# nodejs build; install Debian's only when there is no npm at all (the two conflict).
+if ! command -v npm >/dev/null; then
+  echo "setup: installing npm"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+
 build_dir=${ML3_BUILD_DIR:-build}
 mkdir -p "$build_dir"
 log="$build_dir/setup.log"
+# ONNX Runtime for Node (not a Debian package): into the build folder, once;
+# the ONNX parity test finds it there (tests/onnx_parity.js). Its CPU library
+# is inside the npm package; ONNXRUNTIME_NODE_INSTALL=skip stops its install
+# script from fetching the optional CUDA provider from NuGet.
+ort_version=1.30.0
+if [ ! -f "$build_dir/node/node_modules/onnxruntime-node/package.json" ] ||
+   ! grep -q "\"version\": \"$ort_version\"" "$build_dir/node/node_modules/onnxruntime-node/package.json"; then
+  echo "setup: installing onnxruntime-node@$ort_version (npm) into $build_dir/node"
+  mkdir -p "$build_dir/node"
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$build_dir/node" "onnxruntime-node@$ort_version" >/dev/null
+fi
 # shellcheck disable=SC2086
 if ! cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${ML3_CMAKE_ARGS:-} >"$log" 2>&1; then
   cat "$log"; echo "setup: cmake configure failed (log: $log)"; exit 1
