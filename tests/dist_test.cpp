@@ -352,7 +352,7 @@ TEST(Dist, LpoTwoRanksAreByteIdenticalToOneProcess) {
   // normalisation lifetime runs on every rank).
   const std::vector<std::pair<std::string, std::string>> objectives = {
       {"drift", ""},
-      {"ml3_loss", " es.objective=ml3_loss policy.obs_norm=false loss.hidden=4 learned_loss.optimizer=adam"
+      {"ml3_loss", " es.objective=ml3_loss es.lifetimes=1 policy.obs_norm=false loss.hidden=4 learned_loss.optimizer=adam"
                    " learned_loss.lr=0.01 learned_loss.steps=2"}};
   for (const auto& [name, extra] : objectives) {
     const std::string cfg = tiny_lpo(root) + " es.generations=3 --quiet" + extra;

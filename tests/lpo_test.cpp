@@ -261,7 +261,7 @@ TEST(Lpo, MetaTrainResumesIdenticallyAndWritesADrift) {
 TEST(Lpo, Ml3LossObjectiveResumesIdenticallyAndWritesALossFile) {
   const auto root = test::temp_dir("lpo_ml3");
   const std::string cfg = tiny_lpo(root) +
-                          " es.objective=ml3_loss es.generations=3 policy.obs_norm=false loss.hidden=4"
+                          " es.objective=ml3_loss es.generations=3 es.lifetimes=1 policy.obs_norm=false loss.hidden=4"
                           " learned_loss.optimizer=adam learned_loss.lr=0.01 learned_loss.steps=2";
   expect_resume_identical(root, cfg, 3);
   if (HasFatalFailure()) return;

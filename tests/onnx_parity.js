@@ -8,8 +8,8 @@
 //   node tests/onnx_parity.js MODEL.onnx --latency CALLS OBS_DIM
 //     times CALLS single-observation calls (tensor creation + session.run +
 //     reading the output), one intra-op thread; prints one JSON line.
-// The module is found through NODE_PATH (the test sets it to the build's
-// node/node_modules, where tools/setup.sh installs it).
+// The module is found through NODE_PATH (the test sets it to the checkout's
+// .node/node_modules, where tools/setup.sh installs it).
 'use strict';
 const fs = require('fs');
 const ort = require('onnxruntime-node');

@@ -49,16 +49,18 @@ fi
 build_dir=${ML3_BUILD_DIR:-build}
 mkdir -p "$build_dir"
 log="$build_dir/setup.log"
-# ONNX Runtime for Node (not a Debian package): into the build folder, once;
-# the ONNX parity test finds it there (tests/onnx_parity.js). Its CPU library
-# is inside the npm package; ONNXRUNTIME_NODE_INSTALL=skip stops its install
-# script from fetching the optional CUDA provider from NuGet.
+# ONNX Runtime for Node (not a Debian package): once per checkout, into .node/
+# (shared by every build folder: build, build-asan, build-tsan); the ONNX
+# parity test finds it there (tests/onnx_parity.js). Its CPU library is inside
+# the npm package; ONNXRUNTIME_NODE_INSTALL=skip stops its install script from
+# fetching the optional CUDA provider from NuGet.
 ort_version=1.30.0
-if [ ! -f "$build_dir/node/node_modules/onnxruntime-node/package.json" ] ||
-   ! grep -q "\"version\": \"$ort_version\"" "$build_dir/node/node_modules/onnxruntime-node/package.json"; then
-  echo "setup: installing onnxruntime-node@$ort_version (npm) into $build_dir/node"
-  mkdir -p "$build_dir/node"
-  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$build_dir/node" "onnxruntime-node@$ort_version" >/dev/null
+node_dir=.node
+if [ ! -f "$node_dir/node_modules/onnxruntime-node/package.json" ] ||
+   ! grep -q "\"version\": \"$ort_version\"" "$node_dir/node_modules/onnxruntime-node/package.json"; then
+  echo "setup: installing onnxruntime-node@$ort_version (npm) into $node_dir"
+  mkdir -p "$node_dir"
+  ONNXRUNTIME_NODE_INSTALL=skip npm install --no-save --no-audit --no-fund --loglevel=error --prefix "$node_dir" "onnxruntime-node@$ort_version" >/dev/null
 fi
 # shellcheck disable=SC2086
 if ! cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release ${ML3_CMAKE_ARGS:-} >"$log" 2>&1; then
