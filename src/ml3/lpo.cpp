@@ -247,7 +247,8 @@ class LpoEsTrainer : public Algorithm {
   std::string progress_text(const nlohmann::json& r) const override {
     std::string center;
     if (r.contains("eval_center_fitness"))
-      center = fmt::format(" | mean's drift {:.3f} vs PPO {:.3f}", r["eval_center_fitness"].get<double>(),
+      center = fmt::format(" | mean's {} {:.3f} vs {} {:.3f}", ml3_ ? "loss" : "drift",
+                           r["eval_center_fitness"].get<double>(), ml3_ ? "its anchor" : "PPO",
                            r["eval_ppo_fitness"].get<double>());
     return fmt::format("fitness mean {:.3f} max {:.3f}{} | {:.1f} s/gen", r["fitness_mean"].get<double>(),
                        r["fitness_max"].get<double>(), center, r["seconds"].get<double>());
