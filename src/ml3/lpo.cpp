@@ -359,15 +359,7 @@ class LpoEsTrainer : public Algorithm {
   }
   // The searched part of the parameters (es.search), and the whole parameter
   // vector for a searched part (the rest as initialised).
-  size_t searched_count() const {
-    if (es_cfg_.search == "output") return output_count();
-    return ml3_ ? initial_size() : drift_.num_params();
-  }
-  size_t initial_size() const {
-    size_t n = 0;
-    for (const Tensor& t : phi0_) n += static_cast<size_t>(t.numel());
-    return n;
-  }
+  size_t searched_count() const { return es_cfg_.search == "output" ? output_count() : zero_.size(); }
   std::vector<double> searched(const std::vector<double>& theta) const {
     return std::vector<double>(theta.end() - static_cast<ptrdiff_t>(searched_count()), theta.end());
   }
