@@ -33,7 +33,8 @@ struct EnvSpec {
   std::string model_file;          // MJCF the environment was built from
 };
 
-// A task is a goal position (in the table/arena plane).
+// A task is a goal position: x, y in the table/arena plane (goal_dim 2), or a
+// point in space (goal_dim 3, e.g. a 3-D reach or a place target).
 struct Task {
   std::vector<double> goal;
 };
@@ -63,11 +64,13 @@ struct EnvState {
   int step = 0;
 };
 
-// A region of goal positions: an annulus sector around `center`.
+// A region of goal positions: an annulus sector around `center` in x-y; for
+// environments with goal_dim 3, times the height interval [z_min, z_max].
 struct GoalRegion {
   double center[2] = {0.0, 0.0};
   double r_min = 0.0, r_max = 1.0;
   double theta_min = 0.0, theta_max = 6.283185307179586;
+  double z_min = 0.0, z_max = 0.0;
 };
 
 class Env {

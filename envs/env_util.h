@@ -11,6 +11,10 @@ constexpr double kPi = 3.14159265358979323846;
 
 inline double dist2d(const double* a, const double* b) { return std::hypot(a[0] - b[0], a[1] - b[1]); }
 
+inline double dist3d(const double* a, const double* b) {
+  return std::sqrt((a[0] - b[0]) * (a[0] - b[0]) + (a[1] - b[1]) * (a[1] - b[1]) + (a[2] - b[2]) * (a[2] - b[2]));
+}
+
 inline double sq_norm(const double* a, int n) {
   double s = 0;
   for (int i = 0; i < n; ++i) s += a[i] * a[i];

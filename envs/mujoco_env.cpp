@@ -110,14 +110,19 @@ void MujocoEnv::finish_spec(std::vector<std::string> obs_names) {
 }
 
 void MujocoEnv::find_goal_marker() {
-  const int target = require_id(mjOBJ_BODY, "target", "body");
+  const int target = require_id(mjOBJ_BODY, goal_marker_.c_str(), "body");
   goal_mocap_ = m_->body_mocapid[target];
   if (goal_mocap_ >= 0) return;
   // A body on two slide joints: find the joints moving it along world x and y.
-  const std::string expected = fmt::format(
-      "{}: body 'target' must be a mocap body (mocap=\"true\") or carry two slide joints along x and y "
-      "(as Gymnasium's reacher.xml)",
-      spec_.model_file);
+  const std::string expected =
+      spec_.goal_dim == 3
+          ? fmt::format("{}: body '{}' must be a mocap body (mocap=\"true\"): the {} environment's goals are 3-D",
+                        spec_.model_file, goal_marker_, spec_.name)
+          : fmt::format(
+                "{}: body '{}' must be a mocap body (mocap=\"true\") or carry two slide joints along x and y "
+                "(as Gymnasium's reacher.xml)",
+                spec_.model_file, goal_marker_);
+  if (spec_.goal_dim == 3) throw Error(expected);
   if (m_->body_jntnum[target] != 2) throw Error(expected);
   simulate([this] { mj_kinematics(m_, d_); });  // world axes and rest position at qpos0
   for (int k = 0; k < 2; ++k) {
@@ -137,8 +142,7 @@ void MujocoEnv::find_goal_marker() {
 
 void MujocoEnv::place_goal_marker() {
   if (goal_mocap_ >= 0) {
-    d_->mocap_pos[3 * goal_mocap_ + 0] = goal_[0];
-    d_->mocap_pos[3 * goal_mocap_ + 1] = goal_[1];
+    for (int c = 0; c < spec_.goal_dim; ++c) d_->mocap_pos[3 * goal_mocap_ + c] = goal_[c];
     return;
   }
   for (int c = 0; c < 2; ++c) d_->qpos[goal_qpos_[c]] = goal_[c] + goal_qpos_offset_[c];
@@ -313,6 +317,7 @@ std::vector<Task> sample_tasks(const Env& env, Split split, uint64_t seed, int n
     const double rad = std::sqrt(rng.uniform(r.r_min * r.r_min, r.r_max * r.r_max));
     const double th = rng.uniform(r.theta_min, r.theta_max);
     tasks[i].goal = {r.center[0] + rad * std::cos(th), r.center[1] + rad * std::sin(th)};
+    if (env.spec().goal_dim == 3) tasks[i].goal.push_back(rng.uniform(r.z_min, r.z_max));
   }
   return tasks;
 }

@@ -70,7 +70,7 @@ class MujocoEnv : public Env {
   virtual double compute_reward(const double* action) const = 0;
   // Radius-style workspace check of a goal; message on failure, "" if fine.
   virtual std::string goal_problem(const double* goal) const = 0;
-  // Moves the goal marker (body "target") to goal_.
+  // Moves the goal marker (body goal_marker_) to goal_.
   void place_goal_marker();
   // Runs MuJoCo calls; a MuJoCo error becomes an ml3::Error naming the model
   // file, and the episode must be reset (see envs/mujoco_log.h).
@@ -93,11 +93,14 @@ class MujocoEnv : public Env {
   int steps_ = 0;
   double ctrl_cost_ = 0.0;
   mutable std::vector<mjtNum> jac_;  // scratch for reach_action
+  // The body that shows the goal; derived classes may rename it before
+  // finish_spec() (Gymnasium's pusher.xml calls it "goal").
+  std::string goal_marker_ = "target";
 
  private:
-  // The goal marker, body "target": a mocap body, or a body on two slide
-  // joints along x and y (Gymnasium's reacher.xml) whose qpos place it and
-  // whose qvel are held at 0.
+  // The goal marker, body goal_marker_: a mocap body (all goal coordinates),
+  // or for 2-D goals a body on two slide joints along x and y (Gymnasium's
+  // reacher.xml) whose qpos place it and whose qvel are held at 0.
   void find_goal_marker();
   void hold_goal_joints();
   int goal_mocap_ = -1;
