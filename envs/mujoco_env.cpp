@@ -72,6 +72,7 @@ MujocoEnv::MujocoEnv(const std::string& name, const Config& options, const std::
   spec_.success_threshold = options.get_double("success_threshold");
   ctrl_cost_ = options.get_double("ctrl_cost");
   jac_.resize(3 * m_->nv);
+  jacr_.resize(3 * m_->nv);
 }
 
 MujocoEnv::~MujocoEnv() {
@@ -246,31 +247,54 @@ void MujocoEnv::set_state(const EnvState& s) {
 }
 
 void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
-                             double* action) const {
+                             double* action, const ReachOptions& options) const {
+  const int dims = options.dims;
   const int nv = m_->nv;
   if (p.type == mjOBJ_SITE)
-    mj_jacSite(m_, d_, jac_.data(), nullptr, p.id);
+    mj_jacSite(m_, d_, jac_.data(), jacr_.data(), p.id);
   else
-    mj_jacBody(m_, d_, jac_.data(), nullptr, p.id);
+    mj_jacBody(m_, d_, jac_.data(), jacr_.data(), p.id);
   const double* x = pos(p);
-  Eigen::Vector2d v(kp * (target[0] - x[0]), kp * (target[1] - x[1]));
-  if (v.norm() > vmax) v *= vmax / v.norm();
+  const int rows = dims + (options.align ? 3 : 0);
+  Eigen::VectorXd v(rows);
+  for (int c = 0; c < dims; ++c) v(c) = kp * (target[c] - x[c]);
+  if (v.head(dims).norm() > vmax) v.head(dims) *= vmax / v.head(dims).norm();
+  if (options.align) {
+    // The frame's x axis is the first column of its rotation matrix.
+    const double* R = p.type == mjOBJ_SITE ? d_->site_xmat + 9 * p.id : d_->xmat + 9 * p.id;
+    const double ax[3] = {R[0], R[3], R[6]};
+    const double* u = options.align;
+    v(dims + 0) = options.kr * (ax[1] * u[2] - ax[2] * u[1]);
+    v(dims + 1) = options.kr * (ax[2] * u[0] - ax[0] * u[2]);
+    v(dims + 2) = options.kr * (ax[0] * u[1] - ax[1] * u[0]);
+  }
   // Only the arm's own dofs are actuated: take the Jacobian columns of the
   // joints the actuators drive.
   const int nu = m_->nu;
-  Eigen::MatrixXd J(2, nu);
+  Eigen::MatrixXd J(rows, nu);
   Eigen::VectorXd qdot(nu);
   for (int i = 0; i < nu; ++i) {
     const int dof = m_->jnt_dofadr[m_->actuator_trnid[2 * i]];
-    J(0, i) = jac_[dof];
-    J(1, i) = jac_[nv + dof];
+    for (int c = 0; c < dims; ++c) J(c, i) = jac_[c * nv + dof];
+    if (options.align)
+      for (int c = 0; c < 3; ++c) J(dims + c, i) = jacr_[c * nv + dof];
     qdot(i) = d_->qvel[dof];
   }
-  const Eigen::Matrix2d JJt = J * J.transpose() + damping * damping * Eigen::Matrix2d::Identity();
+  const Eigen::MatrixXd JJt = J * J.transpose() + damping * damping * Eigen::MatrixXd::Identity(rows, rows);
   const Eigen::VectorXd dq = J.transpose() * JJt.ldlt().solve(v);
+  std::vector<mjtNum>& torque = torque_;
+  torque.assign(nv, 0.0);
+  for (int i = 0; i < nu; ++i) torque[m_->jnt_dofadr[m_->actuator_trnid[2 * i]]] = kd * (dq(i) - qdot(i));
+  if (options.inertia) {
+    // M(q) from the current positions (a pure function of the state: nothing
+    // left over from an earlier step is used).
+    mj_comPos(m_, d_);
+    mj_crb(m_, d_);
+    std::vector<mjtNum> accel = torque;
+    mj_mulM(m_, d_, torque.data(), accel.data());
+  }
   for (int i = 0; i < nu; ++i) {
-    const double torque = kd * (dq(i) - qdot(i));
-    const double a = torque / m_->actuator_gear[6 * i];
+    const double a = torque[m_->jnt_dofadr[m_->actuator_trnid[2 * i]]] / m_->actuator_gear[6 * i];
     action[i] = std::min(spec_.act_high[i], std::max(spec_.act_low[i], a));
   }
 }

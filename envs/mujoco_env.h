@@ -30,6 +30,15 @@ mjModel* load_model(const std::string& path, const std::string& builtin);
 Schema common_env_schema(const std::string& builtin_file, int episode_steps, int frame_skip,
                          double success_threshold, double ctrl_cost);
 
+// Options of MujocoEnv::reach_action.
+struct ReachOptions {
+  int dims = 2;                    // 2: track x, y; 3: x, y, z
+  const double* align = nullptr;   // if set (a unit 3-vector): also turn the frame's x axis toward it,
+  double kr = 0.0;                 //   angular velocity kr * (x axis cross align)
+  bool inertia = false;            // torque = M(q) kd (dq - qdot) instead of kd (dq - qdot): for arms
+                                   // whose joints carry very different inertias
+};
+
 class MujocoEnv : public Env {
  public:
   MujocoEnv(const std::string& name, const Config& options, const std::string& builtin_file);
@@ -77,12 +86,14 @@ class MujocoEnv : public Env {
   template <class F>
   void simulate(F fn);
 
-  // Operational-space PD toward `target` for point `p` in the x-y plane:
-  // desired point velocity kp * error (norm capped at vmax), mapped to joint
-  // velocities by damped least squares, tracked with gain kd; writes
-  // normalised actions (torque / gear, clipped to the bounds).
+  // Operational-space PD toward `target` for point `p`, in the x-y plane
+  // (options.dims 2) or in space (3): desired point velocity kp * error (norm
+  // capped at vmax), mapped to joint velocities by damped least squares,
+  // tracked with gain kd (times the joint-space inertia with
+  // options.inertia); writes normalised actions (torque / gear, clipped to the
+  // bounds). See ReachOptions for turning the frame as well.
   void reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
-                    double* action) const;
+                    double* action, const ReachOptions& options = {}) const;
   // Position of a point (x, y, z).
   const double* pos(Point p) const { return p.type == mjOBJ_SITE ? d_->site_xpos + 3 * p.id : d_->xpos + 3 * p.id; }
 
@@ -92,7 +103,7 @@ class MujocoEnv : public Env {
   std::vector<double> goal_;
   int steps_ = 0;
   double ctrl_cost_ = 0.0;
-  mutable std::vector<mjtNum> jac_;  // scratch for reach_action
+  mutable std::vector<mjtNum> jac_, jacr_, torque_;  // scratch for reach_action
   // The body that shows the goal; derived classes may rename it before
   // finish_spec() (Gymnasium's pusher.xml calls it "goal").
   std::string goal_marker_ = "target";

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "envs/gym_pusher/gym_pusher.h"
 #include "envs/pointmass/pointmass.h"
 #include "envs/pusher/pusher.h"
 #include "envs/reacher/reacher.h"
@@ -15,6 +16,7 @@ const std::vector<EnvEntry>& env_registry() {
       pointmass_env(),
       reacher_env(),
       pusher_env(),
+      gym_pusher_env(),
   };
   return registry;
 }
