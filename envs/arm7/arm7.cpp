@@ -198,10 +198,15 @@ Arm7Env::Plan Arm7Env::grasp_and_carry(double half, double obj_yaw, const double
   Plan p;
   p.yaw = nearest_yaw(obj_yaw, 0.5 * kPi, o);
   const double w = opening();
-  const bool holding = dist3d(g, o) < 0.02 && w < 2 * half + 0.006 && w > 2 * half - 0.02;
+  // Held: between the fingers (which span +-0.03 m about the grasp site
+  // vertically) and the fingers closed on it.
+  const bool holding = dist2d(g, o) < 0.02 && std::abs(g[2] - o[2]) < 0.03 && w < 2 * half + 0.006 &&
+                       w > 2 * half - 0.02;
   if (holding) {
     p.opening = closed_ctrl();
-    for (int c = 0; c < 3; ++c) p.pos[c] = dest[c] + (g[c] - o[c]);
+    // Where the grasp site must go to put the object at dest: the grasp
+    // offset, bounded (a slipping object must not drive the target away).
+    for (int c = 0; c < 3; ++c) p.pos[c] = dest[c] + std::min(0.015, std::max(-0.015, g[c] - o[c]));
     if (lift && o[2] < table_top_ + half + 0.03 && dist2d(o, dest) > 0.03)
       p.pos[0] = g[0], p.pos[1] = g[1], p.pos[2] = g[2] + 0.05;  // straight up first
     return p;
