@@ -12,7 +12,7 @@
 namespace ml3 {
 namespace {
 
-const char* kEnvs[] = {"pointmass", "reacher", "pusher"};
+const char* kEnvs[] = {"pointmass", "reacher", "pusher", "arm7_reach", "arm7_push", "arm7_pick", "arm7_button", "arm7_slide"};
 
 std::string asset_text(const std::string& name) { return embedded_assets().at(name); }
 
@@ -39,7 +39,7 @@ double success_rate(const std::string& name, int n, bool expert, const std::vect
 }
 
 TEST(Registry, ListsTheSuiteAndRejectsUnknownNames) {
-  ASSERT_EQ(env_registry().size(), 3u);
+  ASSERT_EQ(env_registry().size(), 8u);
   for (const char* n : kEnvs) EXPECT_EQ(make_env(n)->spec().name, n);
   try {
     make_env("reachr");
