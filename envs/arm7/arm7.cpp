@@ -30,6 +30,7 @@ Arm7Env::Arm7Env(const std::string& name, const Config& o, const std::string& bu
     arm_joints[i] = require_id(mjOBJ_JOINT, kArmJoints[i], "hinge joint");
     if (m_->jnt_type[arm_joints[i]] != mjJNT_HINGE)
       throw Error(fmt::format("{}: joint '{}' must be a hinge joint", spec_.model_file, kArmJoints[i]));
+    arm_joint_[i] = arm_joints[i];
     arm_qpos_[i] = m_->jnt_qposadr[arm_joints[i]];
     arm_dof_[i] = m_->jnt_dofadr[arm_joints[i]];
   }

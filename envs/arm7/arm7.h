@@ -99,7 +99,7 @@ class Arm7Env : public MujocoEnv {
   double closed_ctrl() const { return spec_.act_low[7]; }
 
   Point grasp_, object_;
-  int arm_qpos_[7], arm_dof_[7];
+  int arm_joint_[7], arm_qpos_[7], arm_dof_[7];
   int finger_qpos_[2], finger_dof_[2];
   double table_top_ = 0, table_center_[2] = {0, 0}, table_half_[2] = {0, 0};
   double shoulder_[3] = {0, 0, 0};  // shoulder_lift's anchor (fixed: only the pan turns below it)

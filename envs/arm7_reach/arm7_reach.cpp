@@ -31,13 +31,19 @@ class Arm7Reach : public Arm7Env {
     return p;
   }
 
+  // The grasp site's velocity: sum over the arm's hinges of
+  // qdot_j axis_j x (site - anchor_j) (the fingers do not move the site).
   void object_velocity(double* v) const override {
-    const int nv = m_->nv;
-    mj_comPos(m_, d_);  // the Jacobian's com quantities, from the current qpos
-    mj_jacSite(m_, d_, jac_.data(), nullptr, grasp_.id);
-    for (int c = 0; c < 3; ++c) {
-      v[c] = 0;
-      for (int i = 0; i < nv; ++i) v[c] += jac_[c * nv + i] * d_->qvel[i];
+    const double* p = pos(grasp_);
+    v[0] = v[1] = v[2] = 0;
+    for (int i = 0; i < 7; ++i) {
+      const double* a = d_->xaxis + 3 * arm_joint_[i];
+      const double* o = d_->xanchor + 3 * arm_joint_[i];
+      const double r[3] = {p[0] - o[0], p[1] - o[1], p[2] - o[2]};
+      const double w = d_->qvel[arm_dof_[i]];
+      v[0] += w * (a[1] * r[2] - a[2] * r[1]);
+      v[1] += w * (a[2] * r[0] - a[0] * r[2]);
+      v[2] += w * (a[0] * r[1] - a[1] * r[0]);
     }
   }
 
