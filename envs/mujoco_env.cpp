@@ -20,12 +20,18 @@ mjModel* load_model(const std::string& path, const std::string& builtin) {
     const auto& assets = embedded_assets();
     auto it = assets.find(builtin);
     if (it == assets.end()) throw Error(fmt::format("internal: no embedded model '{}'", builtin));
+    // Every embedded asset goes into the virtual file system, so that a model
+    // may <include> another by file name (the arm7 tasks include arm7.xml).
     mjVFS vfs;
     mj_defaultVFS(&vfs);
-    const int size = static_cast<int>(it->second.size());
-    if (mj_makeEmptyFileVFS(&vfs, builtin.c_str(), size) != 0)
-      throw Error(fmt::format("internal: cannot create VFS file for '{}'", builtin));
-    std::memcpy(vfs.filedata[vfs.nfile - 1], it->second.data(), size);
+    for (const auto& [name, text] : assets) {
+      const int size = static_cast<int>(text.size());
+      if (mj_makeEmptyFileVFS(&vfs, name.c_str(), size) != 0) {
+        mj_deleteVFS(&vfs);
+        throw Error(fmt::format("internal: cannot create VFS file for '{}'", name));
+      }
+      std::memcpy(vfs.filedata[vfs.nfile - 1], text.data(), size);
+    }
     m = mj_loadXML(builtin.c_str(), &vfs, error, sizeof(error));
     mj_deleteVFS(&vfs);
     if (!m) throw Error(fmt::format("embedded model {}: {}", builtin, mujoco_one_line(error)));
@@ -295,6 +301,77 @@ void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd
   }
   for (int i = 0; i < nu; ++i) {
     const double a = torque[m_->jnt_dofadr[m_->actuator_trnid[2 * i]]] / m_->actuator_gear[6 * i];
+    action[i] = std::min(spec_.act_high[i], std::max(spec_.act_low[i], a));
+  }
+}
+
+void MujocoEnv::servo_reach_action(Point p, const double* target, const double* xmat, const ServoReach& c, int n,
+                                   double* action) const {
+  const int nv = m_->nv;
+  mj_comPos(m_, d_);  // cdof, subtree_com: what the Jacobian and the gravity offsets use
+  const int rows = xmat ? 6 : 3;
+  if (static_cast<int>(jac_.size()) < 6 * nv) jac_.resize(6 * nv);
+  mjtNum* jacp = jac_.data();
+  mjtNum* jacr = jac_.data() + 3 * nv;
+  if (p.type == mjOBJ_SITE)
+    mj_jacSite(m_, d_, jacp, xmat ? jacr : nullptr, p.id);
+  else
+    mj_jacBody(m_, d_, jacp, xmat ? jacr : nullptr, p.id);
+  Eigen::VectorXd err(rows);
+  const double* x = pos(p);
+  Eigen::Vector3d ep(target[0] - x[0], target[1] - x[1], target[2] - x[2]);
+  ep *= c.gain;
+  if (ep.norm() > c.max_step) ep *= c.max_step / ep.norm();
+  err.head<3>() = ep;
+  if (xmat) {
+    // Rotation error: 1/2 sum_i current axis i x desired axis i (world frame).
+    const double* r = p.type == mjOBJ_SITE ? d_->site_xmat + 9 * p.id : d_->xmat + 9 * p.id;
+    Eigen::Vector3d er = Eigen::Vector3d::Zero();
+    for (int i = 0; i < 3; ++i) {
+      const Eigen::Vector3d cur(r[i], r[3 + i], r[6 + i]), des(xmat[i], xmat[3 + i], xmat[6 + i]);
+      er += 0.5 * cur.cross(des);
+    }
+    er *= c.rot_gain;
+    if (er.norm() > c.max_rot) er *= c.max_rot / er.norm();
+    err.tail<3>() = er;
+  }
+  Eigen::MatrixXd J(rows, n);
+  for (int i = 0; i < n; ++i) {
+    const int dof = m_->jnt_dofadr[m_->actuator_trnid[2 * i]];
+    for (int k = 0; k < 3; ++k) J(k, i) = jacp[k * nv + dof];
+    if (xmat)
+      for (int k = 0; k < 3; ++k) J(3 + k, i) = jacr[k * nv + dof];
+  }
+  const Eigen::MatrixXd JJt = J * J.transpose() + c.damping * c.damping * Eigen::MatrixXd::Identity(rows, rows);
+  const Eigen::MatrixXd pinv = J.transpose() * JJt.ldlt().solve(Eigen::MatrixXd::Identity(rows, rows));
+  Eigen::VectorXd dq = pinv * err;
+  if (c.posture) {
+    Eigen::VectorXd pull(n);
+    for (int i = 0; i < n; ++i)
+      pull(i) = c.posture_gain * (c.posture[i] - d_->qpos[m_->jnt_qposadr[m_->actuator_trnid[2 * i]]]);
+    dq += pull - pinv * (J * pull);
+  }
+  for (int i = 0; i < n; ++i) {
+    const int j = m_->actuator_trnid[2 * i];
+    const double q = d_->qpos[m_->jnt_qposadr[j]];
+    // Gravity's generalized force on this joint: the weight of the subtree
+    // below the joint's body, at the subtree's centre of mass.
+    const int b = m_->jnt_bodyid[j];
+    const double* axis = d_->xaxis + 3 * j;
+    const double* g = m_->opt.gravity;
+    const double mass = m_->body_subtreemass[b];
+    double grav;
+    if (m_->jnt_type[j] == mjJNT_HINGE) {
+      const double* com = d_->subtree_com + 3 * b;
+      const double* anchor = d_->xanchor + 3 * j;
+      const Eigen::Vector3d arm(com[0] - anchor[0], com[1] - anchor[1], com[2] - anchor[2]);
+      grav = Eigen::Vector3d(axis[0], axis[1], axis[2]).dot(arm.cross(mass * Eigen::Vector3d(g[0], g[1], g[2])));
+    } else {
+      grav = mass * (axis[0] * g[0] + axis[1] * g[1] + axis[2] * g[2]);
+    }
+    // Position servo: force = kp (ctrl - gear q), joint force = gear force.
+    const double gear = m_->actuator_gear[6 * i], kp = m_->actuator_gainprm[mjNGAIN * i];
+    const double a = gear * (q + dq(i)) - grav / (gear * kp);
     action[i] = std::min(spec_.act_high[i], std::max(spec_.act_low[i], a));
   }
 }

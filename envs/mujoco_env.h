@@ -94,6 +94,28 @@ class MujocoEnv : public Env {
   // bounds). See ReachOptions for turning the frame as well.
   void reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
                     double* action, const ReachOptions& options = {}) const;
+  // Operational-space control in 3-D for an arm driven by joint-position
+  // servos (<position> actuators on hinge or slide joints), the arm7 tasks'
+  // helper beside reach_action (planar, torque outputs). For point `p`: the
+  // position error to `target` (times `gain`, norm capped at `max_step`) and,
+  // if `xmat` is given (3x3 row-major, columns = desired axes of the site
+  // frame; sites only), the orientation error (times `rot_gain`, capped at
+  // `max_rot` rad) are mapped to a joint displacement dq by damped least
+  // squares on the site/body Jacobian of the joints of actuators [0, n); the
+  // null space pulls toward `posture` (n angles) with `posture_gain`. Writes
+  // action[i] = servo target q_i + dq_i, plus the offset at which the servo
+  // holds the arm against gravity (kp and gear from the model), clipped to
+  // the ctrlrange. Refreshes MuJoCo's com-based quantities (mj_comPos) first,
+  // so the result depends only on the state (qpos), not on the last step.
+  struct ServoReach {
+    double gain = 1.0, max_step = 0.04;     // position: fraction of the error per call, cap (m)
+    double rot_gain = 1.0, max_rot = 0.4;   // orientation: fraction, cap (rad)
+    double damping = 0.05;                  // damped least squares
+    double posture_gain = 0.1;              // null-space pull toward posture
+    const double* posture = nullptr;        // n joint angles, or none
+  };
+  void servo_reach_action(Point p, const double* target, const double* xmat, const ServoReach& c, int n,
+                          double* action) const;
   // Position of a point (x, y, z).
   const double* pos(Point p) const { return p.type == mjOBJ_SITE ? d_->site_xpos + 3 * p.id : d_->xpos + 3 * p.id; }
 

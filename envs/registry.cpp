@@ -4,6 +4,11 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "envs/arm7_button/arm7_button.h"
+#include "envs/arm7_pick/arm7_pick.h"
+#include "envs/arm7_push/arm7_push.h"
+#include "envs/arm7_reach/arm7_reach.h"
+#include "envs/arm7_slide/arm7_slide.h"
 #include "envs/gym_pusher/gym_pusher.h"
 #include "envs/pointmass/pointmass.h"
 #include "envs/pusher/pusher.h"
@@ -17,6 +22,11 @@ const std::vector<EnvEntry>& env_registry() {
       reacher_env(),
       pusher_env(),
       gym_pusher_env(),
+      arm7_reach_env(),
+      arm7_push_env(),
+      arm7_pick_env(),
+      arm7_button_env(),
+      arm7_slide_env(),
   };
   return registry;
 }

@@ -45,7 +45,10 @@ double success_rate(const std::string& name, int n, bool expert, const std::vect
 }
 
 TEST(Registry, ListsTheSuiteAndRejectsUnknownNames) {
-  for (const char* n : {"pointmass", "reacher", "pusher", "gym_pusher"}) EXPECT_EQ(make_env(n)->spec().name, n);
+  for (const char* n : {"pointmass", "reacher", "pusher", "gym_pusher", "arm7_reach", "arm7_push", "arm7_pick",
+                        "arm7_button", "arm7_slide"})
+    EXPECT_EQ(make_env(n)->spec().name, n);
+  EXPECT_EQ(env_registry().size(), 9u);
   for (const auto& n : kEnvs) EXPECT_EQ(make_env(n)->spec().name, n);
   try {
     make_env("reachr");
