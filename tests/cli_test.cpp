@@ -48,7 +48,13 @@ TEST(Cli, EnvsPrintsTheActionBoundsOfAUserModel) {
   EXPECT_NE(r.out.find("[-2,2]"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("[-1,1]"), std::string::npos) << r.out;
   // The built-in models keep [-1,1]; overrides need one environment.
-  EXPECT_NE(run_ml3("envs").out.find("[-1,1]"), std::string::npos);
+  const std::string table = run_ml3("envs").out;
+  EXPECT_NE(table.find("[-1,1]"), std::string::npos);
+  // Bounds that differ per dimension (the arm7 servos) used to be printed one
+  // by one, breaking the table: "per dim" (the values are in --json), and the
+  // names column is as wide as the longest name.
+  EXPECT_NE(table.find("arm7_button   34    8  per dim"), std::string::npos) << table;
+  EXPECT_NE(table.find("reacher       10    2   [-1,1]"), std::string::npos) << table;
   r = run_ml3("envs env.model=" + model);
   EXPECT_EQ(r.code, 2) << r.out;
   EXPECT_NE(r.out.find("need --env"), std::string::npos) << r.out;

@@ -18,14 +18,13 @@
 namespace ml3 {
 namespace {
 
-// "[-1,1]" when every action dimension has these bounds, else one per dimension.
+// "[-1,1]" when every action dimension has these bounds, else "per dim" (the
+// bounds of each dimension are in --json's act_low / act_high).
 std::string bounds_text(const std::vector<double>& low, const std::vector<double>& high) {
   const bool uniform = std::all_of(low.begin(), low.end(), [&](double v) { return v == low[0]; }) &&
                        std::all_of(high.begin(), high.end(), [&](double v) { return v == high[0]; });
-  std::string text;
-  for (size_t i = 0; i < (uniform ? std::min<size_t>(1, low.size()) : low.size()); ++i)
-    text += fmt::format("{}[{:g},{:g}]", i ? " " : "", low[i], high[i]);
-  return text;
+  if (low.empty()) return "-";
+  return uniform ? fmt::format("[{:g},{:g}]", low[0], high[0]) : "per dim";
 }
 
 struct EnvsArgs {
@@ -61,10 +60,12 @@ void cmd_envs(const EnvsArgs& args) {
     std::cout << out.dump(2) << "\n";
     return;
   }
-  fmt::print("{:<10} {:>4} {:>4} {:>8} {:>6} {:>6} {:>9} {:>9}  {}\n", "env", "obs", "act", "action", "steps", "skip",
+  size_t w = 3;
+  for (const auto& j : out) w = std::max(w, j["name"].get<std::string>().size());
+  fmt::print("{:<{}} {:>4} {:>4} {:>8} {:>6} {:>6} {:>9} {:>9}  {}\n", "env", w, "obs", "act", "action", "steps", "skip",
              "dt", "success<", "distance");
   for (const auto& j : out)
-    fmt::print("{:<10} {:>4} {:>4} {:>8} {:>6} {:>6} {:>9.4f} {:>9.3f}  {}\n", j["name"].get<std::string>(),
+    fmt::print("{:<{}} {:>4} {:>4} {:>8} {:>6} {:>6} {:>9.4f} {:>9.3f}  {}\n", j["name"].get<std::string>(), w,
                j["obs_dim"].get<int>(), j["act_dim"].get<int>(),
                bounds_text(j["act_low"].get<std::vector<double>>(), j["act_high"].get<std::vector<double>>()),
                j["episode_steps"].get<int>(),
