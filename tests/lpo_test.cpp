@@ -293,5 +293,43 @@ TEST(Lpo, Ml3LossObjectiveResumesIdenticallyAndWritesALossFile) {
   fs::remove_all(root);
 }
 
+// es.tasks: meta-training across a family of environments. Lifetime j runs
+// task j mod n, and only the environment changes: a "family" of one task
+// named twice equals the single-task run; two tasks give other lifetimes.
+// Tasks with other sizes or options, unknown names, and es.lifetimes not a
+// multiple of the task count are refused before any lifetime, by key.
+TEST(Lpo, FamilyTasksRunTheirOwnLifetimesAndRefuseMismatches) {
+  const auto root = test::temp_dir("lpo_family");
+  test::write_file(root / "lpo.yaml", "algorithm: lpo\nenv:\n  name: arm7_reach\n  episode_steps: 10\n");
+  const std::string cfg = "--config " + (root / "lpo.yaml").string() +
+                          " es.population=2 es.lifetimes=2 es.generations=2 es.eval_every=1 lifetime.updates=2"
+                          " lifetime.episodes_per_update=4 lifetime.eval_episodes=4 policy.hidden=8 value.hidden=8"
+                          " threads=1 pg.epochs=1 pg.minibatches=1 drift.hidden=4 es.fitness=return --quiet";
+  auto run = [&](const std::string& extra, const std::string& out) {
+    const auto r = test::run_ml3("meta-train " + cfg + " " + extra + " --out " + (root / out).string());
+    EXPECT_EQ(r.code, 0) << r.out;
+    return test::metric_rows(root / out);
+  };
+  const auto single = run("", "single");
+  const auto same = run("es.tasks=arm7_reach,arm7_reach", "same");
+  const auto family = run("es.tasks=arm7_reach,arm7_button", "family");
+  ASSERT_EQ(single.size(), 2u);
+  EXPECT_EQ(single, same);
+  EXPECT_NE(single, family);
+  nlohmann::json meta;
+  Drift::load((root / "family" / "lpo.drift").string(), &meta);
+  EXPECT_EQ(meta["tasks"], "arm7_reach,arm7_button");
+  for (const auto& [bad, key] : std::vector<std::pair<std::string, std::string>>{
+           {"es.tasks=arm7_reach,reacher", "key 'es.tasks': 'reacher' has other env options"},
+           {"es.tasks=arm7_reach,arm7_grasp", "key 'es.tasks': unknown environment 'arm7_grasp'"},
+           {"es.tasks=arm7_reach,arm7_push es.lifetimes=3", "key 'es.lifetimes' (3) must be a multiple"}}) {
+    const auto r = test::run_ml3("meta-train " + cfg + " " + bad + " --out " + (root / "bad").string());
+    EXPECT_EQ(r.code, 1) << bad;
+    EXPECT_NE(r.out.find(key), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(root / "bad")) << bad;
+  }
+  fs::remove_all(root);
+}
+
 }  // namespace
 }  // namespace ml3

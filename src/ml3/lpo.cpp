@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <fmt/format.h>
 
 #include "core/archive.h"
@@ -61,8 +62,14 @@ struct EsSection {
   std::string fitness = "success";
   std::string objective = "drift";
   std::string search = "output";
+  std::string tasks;
   template <class F>
   void fields(F& f) {
+    f("tasks", tasks,
+      "environments of one family to meta-train across, comma-separated (e.g. arm7_reach,arm7_push,arm7_pick: "
+      "the same observation, action and goal sizes and options); lifetime j of a generation runs task j mod n, "
+      "so es.lifetimes must be a multiple of n; each task keeps its own success threshold, the other env.* "
+      "values are shared; empty: env.name alone");
     f("objective", objective,
       "what ES searches: drift (a drift added to PPO's clipped surrogate, drift.*; lifetimes on the fast "
       "backend) or ml3_loss (ML3's loss network, loss.*, anchored to PPO's surrogate by loss.anchor_weight and "
@@ -123,6 +130,54 @@ struct LifetimeResult {
   bool diverged = false;
 };
 
+// The configs of the lifetimes' tasks: c itself, or one per es.tasks entry
+// (env.name and that environment's own success threshold; everything else
+// shared). Checked here, before any lifetime: names, options, sizes, and
+// es.lifetimes a multiple of the task count.
+std::vector<Config> family_configs(const Config& c, const std::string& source) {
+  const EsSection es = read<EsSection>(c, "es.");
+  if (es.tasks.empty()) return {c};
+  std::vector<Config> out;
+  std::vector<std::string> names;
+  std::stringstream ss(es.tasks);
+  for (std::string t; std::getline(ss, t, ',');) {
+    t.erase(0, t.find_first_not_of(" "));
+    t.erase(t.find_last_not_of(" ") + 1);
+    if (!t.empty()) names.push_back(t);
+  }
+  const std::string key = source + ": key 'es.tasks'";
+  if (names.empty()) throw Error(key + ": expected environment names separated by commas, got '" + es.tasks + "'");
+  if (es.lifetimes % static_cast<int>(names.size()) != 0)
+    throw Error(fmt::format("{}: key 'es.lifetimes' ({}) must be a multiple of the {} tasks of es.tasks, so "
+                            "that every task gets the same number of lifetimes",
+                            source, es.lifetimes, names.size()));
+  const Schema& base = find_env(c.get_string("env.name")).schema;
+  EnvSpec first;
+  for (const std::string& name : names) {
+    const EnvEntry* e = nullptr;
+    for (const auto& r : env_registry())
+      if (r.name == name) e = &r;
+    if (!e) throw Error(fmt::format("{}: unknown environment '{}'", key, name));
+    bool same_keys = e->schema.params().size() == base.params().size();
+    for (const auto& p : base.params()) same_keys = same_keys && e->schema.find(p.key) != nullptr;
+    if (!same_keys)
+      throw Error(fmt::format("{}: '{}' has other env options than env.name '{}'; a family shares them",
+                              key, name, c.get_string("env.name")));
+    Config t = c;
+    t.set("env.name", name, "es.tasks");
+    t.set("env.success_threshold", e->schema.find("success_threshold")->default_value, "es.tasks");
+    const EnvSpec spec = VecEnv(name, t.subset("env."), 1, 1).spec();
+    if (out.empty()) first = spec;
+    else if (spec.obs_dim != first.obs_dim || spec.act_dim != first.act_dim || spec.goal_dim != first.goal_dim)
+      throw Error(fmt::format("{}: '{}' has {} observations, {} actions, {} goal values; '{}' has {}, {}, {}: a "
+                              "family's tasks must have the same sizes",
+                              key, name, spec.obs_dim, spec.act_dim, spec.goal_dim, names[0], first.obs_dim,
+                              first.act_dim, first.goal_dim));
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
 class LpoEsTrainer : public Algorithm {
  public:
   LpoEsTrainer(const Config& c, const std::string& run_dir, dist::Comm& comm)
@@ -140,12 +195,13 @@ class LpoEsTrainer : public Algorithm {
         loss_(ml3_ ? make_loss(c) : LearnedLoss()),
         phi0_(ml3_ ? loss_.init(mix_seed(seed_, 1)) : Params()),
         zero_(initial()),
-        es_(searched(zero_), settings()) {
+        es_(searched(zero_), settings()),
+        task_configs_(family_configs(c, "config")) {
     if (ml3_) set_compute_threads(static_cast<int>(c.get_int("torch_threads")));
   }
 
   std::string label() const override {
-    return "meta-train " + env_name_ + " lpo (ES, " + es_cfg_.objective + ")";
+    return "meta-train " + family_name() + " lpo (ES, " + es_cfg_.objective + ")";
   }
   int iterations() const override { return es_cfg_.generations; }
   int checkpoint_every() const override { return es_cfg_.checkpoint_every; }
@@ -273,6 +329,7 @@ class LpoEsTrainer : public Algorithm {
   void write_artifacts(const std::string& run_dir, int gen) const override {
     nlohmann::json meta = {
             {"env", env_name_},
+            {"tasks", es_cfg_.tasks},
             {"algorithm", "lpo"},
             {"objective", es_cfg_.objective},
             {"meta_iteration", gen},
@@ -305,6 +362,7 @@ class LpoEsTrainer : public Algorithm {
 
   nlohmann::json summary(double) override {
     return {{"env", env_name_},
+            {"tasks", es_cfg_.tasks},
             {"algorithm", "lpo"},
             {"seed", seed_},
             {"population", es_cfg_.population},
@@ -316,12 +374,15 @@ class LpoEsTrainer : public Algorithm {
   }
   Plot plot() const override {
     return {"es", "meta_curve.png",
-            fmt::format("{} by ES on {} (seed {})", ml3_ ? "ML3 loss" : "LPO drift", env_name_, seed_)};
+            fmt::format("{} by ES on {} (seed {})", ml3_ ? "ML3 loss" : "LPO drift", family_name(), seed_)};
   }
 
  private:
   std::string artifact(const std::string& run_dir) const {
     return (fs::path(run_dir) / (ml3_ ? "lpo.ml3" : "lpo.drift")).string();
+  }
+  std::string family_name() const {
+    return es_cfg_.tasks.empty() ? env_name_ : "{" + es_cfg_.tasks + "}";
   }
   static LearnedLoss make_loss(const Config& c) {
     const VecEnv env(c.get_string("env.name"), c.subset("env."), 1, 1);
@@ -393,7 +454,7 @@ class LpoEsTrainer : public Algorithm {
     plan.eval_every = 0;
     plan.eval_episodes = life_.eval_episodes;
     plan.eval_seed = mix_seed(plan.seed, 7);
-    PolicyTrainer t(c_, *rule_, "", plan);
+    PolicyTrainer t(task_configs_[static_cast<size_t>(j) % task_configs_.size()], *rule_, "", plan);
     if (ml3_) {
       t.rule().set_learned_loss(loss_, phi_of(theta), stats_into);
     } else {
@@ -438,6 +499,7 @@ class LpoEsTrainer : public Algorithm {
   Params phi0_;       // its initialisation (shapes, dtypes, the fixed hidden layers)
   std::vector<double> zero_;  // the initial mean: output layer zero, i.e. PPO or the anchor alone
   OpenAiEs es_;
+  std::vector<Config> task_configs_;  // lifetime j runs task_configs_[j % size]
   double meta_seconds_ = 0, env_steps_ = 0;
   std::vector<double> step_seconds_;
 };
@@ -473,6 +535,7 @@ void check_lpo(const Config& c, const std::string& source) {
   if (c.get_int("es.population") % 2 != 0)
     throw Error(source + ": key 'es.population': must be even (antithetic pairs), got " +
                 std::to_string(c.get_int("es.population")));
+  family_configs(c, source);  // es.tasks: names, options, sizes, es.lifetimes
 }
 
 }  // namespace

@@ -84,7 +84,10 @@ AlgorithmEntry ppo_algorithm() {
     nlohmann::json mt = nlohmann::json::object();
     for (const char* k : {"meta_training_seconds", "meta_training_env_steps", "meta_iteration"})
       mt[k] = meta.value(k, nlohmann::json());
-    return {{"drift", p.drift}, {"meta_trained_on", meta.value("env", "?")}, {"meta_training", mt}};
+    // A family's drift names its tasks (es.tasks), a single task's its env.
+    const std::string tasks = meta.value("tasks", std::string());
+    return {{"drift", p.drift}, {"meta_trained_on", tasks.empty() ? meta.value("env", "?") : tasks},
+            {"meta_training", mt}};
   };
   return e;
 }
