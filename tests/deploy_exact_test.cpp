@@ -87,5 +87,35 @@ TEST(DeployExact, DeployedSuccessEqualsEvalOnTheSame100TestGoals) {
   EXPECT_EQ(test::read_text(policy), first);
 }
 
+// The 3-D environments (gym_pusher, the arm7 family) go through export and
+// ml3-deploy like the others: the deployed policy (.ml3p) gives ml3 eval's
+// distances and returns on the same goals, and the ONNX export is written.
+TEST(DeployExact, ThreeDEnvironmentsDeployAsTheyEvaluate) {
+  const auto dir = test::temp_dir("deploy_3d");
+  for (const char* env : {"gym_pusher", "arm7_pick"}) {
+    SCOPED_TRACE(env);
+    const std::string run = (dir / env).string(), policy = run + ".ml3p";
+    test::write_file(dir / "ppo.yaml", std::string("algorithm: ppo\nenv:\n  name: ") + env + "\n");
+    auto r = test::run_ml3("train --quiet --config " + (dir / "ppo.yaml").string() + " --out " + run +
+                           " train.iterations=2 train.episodes_per_iteration=4 train.eval_every=0 train.eval_episodes=2"
+                           " policy.hidden=16 value.hidden=16 pg.epochs=1 pg.minibatches=1 threads=1");
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = test::run_ml3("export --run " + run + " --out " + policy);
+    ASSERT_EQ(r.code, 0) << r.out;
+    r = test::run_ml3("export --format onnx --run " + run + " --out " + run + ".onnx");
+    ASSERT_EQ(r.code, 0) << r.out;
+    EXPECT_GT(std::filesystem::file_size(run + ".onnx"), 1000u);
+    r = test::run_ml3("eval --run " + run + " --episodes 5 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto eval = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+    r = test::run_deploy("--policy " + policy + " --env " + env + " --episodes 5 --split test --seed 0 --json");
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto deployed = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+    EXPECT_NEAR(deployed["final_distance_mean"].get<double>(), eval["final_distance_mean"].get<double>(), 1e-5);
+    EXPECT_NEAR(deployed["return_mean"].get<double>(), eval["return_mean"].get<double>(), 1e-4);
+  }
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace ml3

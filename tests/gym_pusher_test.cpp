@@ -127,7 +127,7 @@ TEST(GymPusher, GoalsOffTheTableOrOutOfReachAreRejected) {
   EXPECT_NE(error_of([&] { env->check_task(Task{{0.9, 0.4}}); }).find("at most"), std::string::npos);
 }
 
-// The expert reaches 35% on these 40 goals (0.05 m); it fails mostly where
+// The expert reaches 35% on these 40 goals (50% on 100; 0.05 m); it fails mostly where
 // the cylinder starts near the arm's base, which the hand cannot reach low.
 TEST(GymPusher, ExpertPushesTheCylinderToTheGoal) {
   const ExpertResult r = run_expert("gym_pusher", env_options("gym_pusher", "", {}), Split::Test, 40, 0, 2);
