@@ -45,7 +45,8 @@ mjModel* load_model(const std::string& path, const std::string& builtin) {
 }
 
 Schema common_env_schema(const std::string& builtin_file, int episode_steps, int frame_skip,
-                         double success_threshold, double ctrl_cost) {
+                         double success_threshold, double ctrl_cost,
+                         const std::string& ctrl_cost_doc) {
   Schema s;
   s.add_string("model", "",
                fmt::format("MJCF file to load instead of the built-in {} (e.g. other link lengths or masses)",
@@ -55,7 +56,7 @@ Schema common_env_schema(const std::string& builtin_file, int episode_steps, int
   s.add_double("timestep", 0.0, "MuJoCo timestep in seconds; 0 keeps the model's own", 0.0, 1.0);
   s.add_double("success_threshold", success_threshold,
                "an episode succeeds when the final distance is below this (m)", 0.0, 10.0, true);
-  s.add_double("ctrl_cost", ctrl_cost, "weight of the control cost |a|^2 in the reward", 0.0);
+  s.add_double("ctrl_cost", ctrl_cost, ctrl_cost_doc, 0.0);
   return s;
 }
 

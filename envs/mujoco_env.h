@@ -28,7 +28,8 @@ mjModel* load_model(const std::string& path, const std::string& builtin);
 
 // Options every environment has (keys of its "env." config section).
 Schema common_env_schema(const std::string& builtin_file, int episode_steps, int frame_skip,
-                         double success_threshold, double ctrl_cost);
+                         double success_threshold, double ctrl_cost,
+                         const std::string& ctrl_cost_doc = "weight of the control cost |a|^2 in the reward");
 
 // Options of MujocoEnv::reach_action.
 struct ReachOptions {

@@ -290,5 +290,13 @@ TEST(Arm7, DISABLED_Speed) {
   }
 }
 
+// --print-schema used to describe arm7's ctrl_cost as "|a|^2" (the shared
+// text); for the servos it weights their tracking error.
+TEST(Arm7, CtrlCostIsDocumentedAsTheServosTrackingError) {
+  for (const char* n : {"arm7_reach", "arm7_push", "arm7_pick", "arm7_button", "arm7_slide"})
+    EXPECT_NE(find_env(n).schema.find("ctrl_cost")->doc.find("tracking error"), std::string::npos) << n;
+  EXPECT_NE(find_env("reacher").schema.find("ctrl_cost")->doc.find("|a|^2"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ml3

@@ -16,7 +16,9 @@ const char* kArmJoints[7] = {"shoulder_pan", "shoulder_lift", "upper_arm_roll", 
 }  // namespace
 
 Schema Arm7Env::arm7_schema(const std::string& builtin_file, double success_threshold) {
-  Schema s = common_env_schema(builtin_file, 100, 20, success_threshold, 0.1);
+  Schema s = common_env_schema(builtin_file, 100, 20, success_threshold, 0.1,
+                               "weight of the arm servos' tracking error sum_i (ctrl_i - q_i)^2 in the reward "
+                               "(proportional to their torque; the gripper is not charged)");
   s.add_double("tip_cost", 0.5, "weight of the grasp-site-to-object distance in the reward", 0.0);
   return s;
 }
