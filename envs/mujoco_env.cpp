@@ -253,14 +253,31 @@ void MujocoEnv::set_state(const EnvState& s) {
   needs_reset_ = false;
 }
 
+namespace {
+// The Jacobian of a site or body restricted to the dofs of the joints that
+// actuators [0, n) drive: position rows [0, pos_rows), then with `rot` the 3
+// rotation rows. jacp and jacr are 3 x nv scratch.
+Eigen::MatrixXd actuated_jacobian(const mjModel* m, const mjData* d, mjtObj type, int id, int pos_rows, bool rot,
+                                  int n, mjtNum* jacp, mjtNum* jacr) {
+  if (type == mjOBJ_SITE)
+    mj_jacSite(m, d, jacp, jacr, id);
+  else
+    mj_jacBody(m, d, jacp, jacr, id);
+  Eigen::MatrixXd J(pos_rows + (rot ? 3 : 0), n);
+  for (int i = 0; i < n; ++i) {
+    const int dof = m->jnt_dofadr[m->actuator_trnid[2 * i]];
+    for (int k = 0; k < pos_rows; ++k) J(k, i) = jacp[k * m->nv + dof];
+    if (rot)
+      for (int k = 0; k < 3; ++k) J(pos_rows + k, i) = jacr[k * m->nv + dof];
+  }
+  return J;
+}
+}  // namespace
+
 void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd, double vmax, double damping,
                              double* action, const ReachOptions& options) const {
   const int dims = options.dims;
   const int nv = m_->nv;
-  if (p.type == mjOBJ_SITE)
-    mj_jacSite(m_, d_, jac_.data(), jacr_.data(), p.id);
-  else
-    mj_jacBody(m_, d_, jac_.data(), jacr_.data(), p.id);
   const double* x = pos(p);
   const int rows = dims + (options.align ? 3 : 0);
   Eigen::VectorXd v(rows);
@@ -268,7 +285,7 @@ void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd
   if (v.head(dims).norm() > vmax) v.head(dims) *= vmax / v.head(dims).norm();
   if (options.align) {
     // The frame's x axis is the first column of its rotation matrix.
-    const double* R = p.type == mjOBJ_SITE ? d_->site_xmat + 9 * p.id : d_->xmat + 9 * p.id;
+    const double* R = rot(p);
     const double ax[3] = {R[0], R[3], R[6]};
     const double* u = options.align;
     v(dims + 0) = options.kr * (ax[1] * u[2] - ax[2] * u[1]);
@@ -278,15 +295,10 @@ void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd
   // Only the arm's own dofs are actuated: take the Jacobian columns of the
   // joints the actuators drive.
   const int nu = m_->nu;
-  Eigen::MatrixXd J(rows, nu);
+  const Eigen::MatrixXd J =
+      actuated_jacobian(m_, d_, p.type, p.id, dims, options.align != nullptr, nu, jac_.data(), jacr_.data());
   Eigen::VectorXd qdot(nu);
-  for (int i = 0; i < nu; ++i) {
-    const int dof = m_->jnt_dofadr[m_->actuator_trnid[2 * i]];
-    for (int c = 0; c < dims; ++c) J(c, i) = jac_[c * nv + dof];
-    if (options.align)
-      for (int c = 0; c < 3; ++c) J(dims + c, i) = jacr_[c * nv + dof];
-    qdot(i) = d_->qvel[dof];
-  }
+  for (int i = 0; i < nu; ++i) qdot(i) = d_->qvel[m_->jnt_dofadr[m_->actuator_trnid[2 * i]]];
   const Eigen::MatrixXd JJt = J * J.transpose() + damping * damping * Eigen::MatrixXd::Identity(rows, rows);
   const Eigen::VectorXd dq = J.transpose() * JJt.ldlt().solve(v);
   std::vector<mjtNum>& torque = torque_;
@@ -308,16 +320,8 @@ void MujocoEnv::reach_action(Point p, const double* target, double kp, double kd
 
 void MujocoEnv::servo_reach_action(Point p, const double* target, const double* xmat, const ServoReach& c, int n,
                                    double* action) const {
-  const int nv = m_->nv;
   mj_comPos(m_, d_);  // cdof, subtree_com: what the Jacobian and the gravity offsets use
   const int rows = xmat ? 6 : 3;
-  if (static_cast<int>(jac_.size()) < 6 * nv) jac_.resize(6 * nv);
-  mjtNum* jacp = jac_.data();
-  mjtNum* jacr = jac_.data() + 3 * nv;
-  if (p.type == mjOBJ_SITE)
-    mj_jacSite(m_, d_, jacp, xmat ? jacr : nullptr, p.id);
-  else
-    mj_jacBody(m_, d_, jacp, xmat ? jacr : nullptr, p.id);
   Eigen::VectorXd err(rows);
   const double* x = pos(p);
   Eigen::Vector3d ep(target[0] - x[0], target[1] - x[1], target[2] - x[2]);
@@ -326,7 +330,7 @@ void MujocoEnv::servo_reach_action(Point p, const double* target, const double* 
   err.head<3>() = ep;
   if (xmat) {
     // Rotation error: 1/2 sum_i current axis i x desired axis i (world frame).
-    const double* r = p.type == mjOBJ_SITE ? d_->site_xmat + 9 * p.id : d_->xmat + 9 * p.id;
+    const double* r = rot(p);
     Eigen::Vector3d er = Eigen::Vector3d::Zero();
     for (int i = 0; i < 3; ++i) {
       const Eigen::Vector3d cur(r[i], r[3 + i], r[6 + i]), des(xmat[i], xmat[3 + i], xmat[6 + i]);
@@ -336,13 +340,7 @@ void MujocoEnv::servo_reach_action(Point p, const double* target, const double* 
     if (er.norm() > c.max_rot) er *= c.max_rot / er.norm();
     err.tail<3>() = er;
   }
-  Eigen::MatrixXd J(rows, n);
-  for (int i = 0; i < n; ++i) {
-    const int dof = m_->jnt_dofadr[m_->actuator_trnid[2 * i]];
-    for (int k = 0; k < 3; ++k) J(k, i) = jacp[k * nv + dof];
-    if (xmat)
-      for (int k = 0; k < 3; ++k) J(3 + k, i) = jacr[k * nv + dof];
-  }
+  const Eigen::MatrixXd J = actuated_jacobian(m_, d_, p.type, p.id, 3, xmat != nullptr, n, jac_.data(), jacr_.data());
   const Eigen::MatrixXd JJt = J * J.transpose() + c.damping * c.damping * Eigen::MatrixXd::Identity(rows, rows);
   const Eigen::MatrixXd pinv = J.transpose() * JJt.ldlt().solve(Eigen::MatrixXd::Identity(rows, rows));
   Eigen::VectorXd dq = pinv * err;

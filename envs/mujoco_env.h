@@ -119,6 +119,8 @@ class MujocoEnv : public Env {
                           double* action) const;
   // Position of a point (x, y, z).
   const double* pos(Point p) const { return p.type == mjOBJ_SITE ? d_->site_xpos + 3 * p.id : d_->xpos + 3 * p.id; }
+  // Orientation of a point's frame (3x3 row-major: its columns are the frame's axes).
+  const double* rot(Point p) const { return p.type == mjOBJ_SITE ? d_->site_xmat + 9 * p.id : d_->xmat + 9 * p.id; }
 
   EnvSpec spec_;
   mjModel* m_ = nullptr;
